@@ -1,0 +1,3 @@
+from lossbench.cli.app import main
+
+main()

@@ -1,0 +1,214 @@
+"""The loss contract: metadata, parameter validation, input guards, reduction.
+
+Every loss is a :class:`LossBase` subclass: one ``torch.nn.Module`` with a class
+attribute ``info`` (a :class:`LossInfo`) and a ``per_sample`` method. The base
+class validates parameters once at construction, checks tensors against the
+declared input contract and applies ``reduction``, so subclasses never reduce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from lossbench.errors import LossInputError, SpecError
+
+TASKS = frozenset({"binary", "multiclass", "multilabel", "embedding", "segmentation", "one-class"})
+INPUTS = frozenset({"logits", "probabilities", "embeddings", "masks"})
+#: Things a loss can ask for. Construction context comes from the task;
+#: per-call extras are passed to ``forward`` by the training loop.
+CONTEXT_NEEDS = frozenset({"class_counts", "n_classes", "n_samples", "seed"})
+CALL_NEEDS = frozenset({"sample_index", "epoch"})
+REDUCTIONS = ("mean", "sum", "none")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One loss parameter: its default and the values it accepts."""
+
+    default: Any
+    doc: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[Any, ...] | None = None
+
+    @property
+    def kind(self) -> type:
+        return type(self.default) if self.default is not None else str
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(map(str, self.choices))
+        if self.kind is bool:
+            return "a bool"
+        if self.low is None and self.high is None:
+            return f"a {self.kind.__name__}"
+        lo = "(" if self.low_open else "["
+        hi = ")" if self.high_open else "]"
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"a {self.kind.__name__} in {lo}{low}, {high}{hi}"
+
+    def validate(self, loss: str, name: str, value: Any) -> Any:
+        bad = SpecError(
+            f"The {name!r} parameter of loss {loss!r} must be {self.describe()}. Got {value!r} instead.",
+            f"Example: --loss {loss}:{name}={self.default}",
+        )
+        if self.choices is not None:
+            if value not in self.choices:
+                raise bad
+            return value
+        kind = self.kind
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            raise bad
+        if kind in (int, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise bad
+            if kind is int and float(value) != int(value):
+                raise bad
+            value = kind(value)
+            if value != value:  # NaN
+                raise bad
+            if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+                raise bad
+            if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+                raise bad
+            return value
+        if not isinstance(value, kind):
+            raise bad
+        return value
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    """What the registry, the runner and ``check-loss`` know about a loss."""
+
+    name: str
+    family: str
+    tasks: frozenset[str]
+    input: str
+    params: Mapping[str, Param]
+    citation: str
+    summary: str = ""
+    formula: str = ""
+    batch_dependent: bool = False
+    needs: frozenset[str] = field(default_factory=frozenset)
+    vectorizable: bool = True
+    batch_level: bool = False  # returns one value per batch, not one per sample
+    version: str = "1"
+    caveats: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.tasks) - TASKS
+        if unknown:
+            raise ValueError(f"{self.name}: unknown task types {sorted(unknown)}")
+        if self.input not in INPUTS:
+            raise ValueError(f"{self.name}: unknown input contract {self.input!r}")
+        bad_needs = set(self.needs) - CONTEXT_NEEDS - CALL_NEEDS
+        if bad_needs:
+            raise ValueError(f"{self.name}: unknown needs {sorted(bad_needs)}")
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {k: p.default for k, p in self.params.items()}
+
+
+class LossBase(nn.Module):
+    """Base class of every registered loss.
+
+    Subclasses set ``info`` and implement :meth:`per_sample`, which returns a
+    tensor of shape ``(batch,)`` (or a 0-d tensor when ``info.batch_level``).
+    Validated parameters are available as attributes of the same name.
+    """
+
+    info: ClassVar[LossInfo]
+
+    def __init__(self, reduction: str = "mean", **kwargs: Any) -> None:
+        super().__init__()
+        name = self.info.name
+        if reduction not in REDUCTIONS:
+            raise SpecError(
+                f"The 'reduction' of loss {name!r} must be one of {', '.join(REDUCTIONS)}. Got {reduction!r}."
+            )
+        self.reduction = reduction
+        context = {k: kwargs.pop(k) for k in list(kwargs) if k in CONTEXT_NEEDS}
+        unknown = set(kwargs) - set(self.info.params)
+        if unknown:
+            accepted = ", ".join(self.info.params) or "none"
+            raise SpecError(
+                f"Loss {name!r} has no parameter {sorted(unknown)[0]!r}.",
+                f"Its parameters are: {accepted}.",
+            )
+        self.params: dict[str, Any] = {}
+        for pname, param in self.info.params.items():
+            value = param.validate(name, pname, kwargs.get(pname, param.default))
+            self.params[pname] = value
+            setattr(self, pname, value)
+        for need in self.info.needs & CONTEXT_NEEDS:
+            if context.get(need) is None:
+                raise SpecError(
+                    f"Loss {name!r} needs {need!r} at construction.",
+                    f"Pass {need}=... (the training loop does this from the training split).",
+                )
+        self.context = context
+
+    # -- input guards -------------------------------------------------------------------------------
+    def check_inputs(self, input: torch.Tensor, target: torch.Tensor) -> None:
+        name = self.info.name
+        if not torch.is_tensor(input) or not torch.is_tensor(target):
+            raise LossInputError(f"Loss {name!r} takes tensors; got {type(input).__name__} and {type(target).__name__}.")
+        if self.info.input in ("logits", "probabilities"):
+            if input.ndim != 2:
+                raise LossInputError(
+                    f"Loss {name!r} expects {self.info.input} of shape (batch, n_classes); got shape {tuple(input.shape)}.",
+                    "For one-logit binary outputs, stack them as (batch, 2) logits [0, z].",
+                )
+            if target.ndim != 1 or target.shape[0] != input.shape[0]:
+                raise LossInputError(
+                    f"Loss {name!r} expects integer labels of shape ({input.shape[0]},); got {tuple(target.shape)}."
+                )
+            if target.dtype.is_floating_point or target.dtype == torch.bool:
+                raise LossInputError(
+                    f"Loss {name!r} expects integer class labels; got dtype {target.dtype}.",
+                    "Convert with target.long().",
+                )
+            if input.shape[0] == 0:
+                raise LossInputError(f"Loss {name!r} got an empty batch.")
+            if target.numel() and (int(target.min()) < 0 or int(target.max()) >= input.shape[1]):
+                raise LossInputError(
+                    f"Loss {name!r} got labels outside [0, {input.shape[1] - 1}]: min {int(target.min())}, "
+                    f"max {int(target.max())}."
+                )
+            if "binary" not in self.info.tasks and input.shape[1] == 2 and self.info.input == "logits":
+                pass  # multiclass-only losses refuse K=2 themselves where the formula requires it
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
+        self.check_inputs(input, target)
+        for need in self.info.needs & CALL_NEEDS:
+            if extras.get(need) is None:
+                raise LossInputError(
+                    f"Loss {self.info.name!r} needs {need!r} in each call.",
+                    f"Call loss(input, target, {need}=...).",
+                )
+        values = self.per_sample(input, target, **extras)
+        if self.info.batch_level or values.ndim == 0:
+            return values
+        if self.reduction == "mean":
+            return values.mean()
+        if self.reduction == "sum":
+            return values.sum()
+        return values
+
+    def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.params.items())
