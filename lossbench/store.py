@@ -1,0 +1,218 @@
+"""The results directory: append-only Parquet fragments, a manifest, a schema version.
+
+Layout::
+
+    RESULTS/
+      manifest.json                 schema version and one entry per run (argv, suite, versions, git sha)
+      trials/part-<run>-<n>.parquet one file per finished trial (or per compaction)
+      metrics/part-<run>-<n>.parquet per-epoch curves, long format
+
+Every file is written to a temporary name and renamed, so a reader never sees a
+half-written fragment and a killed run loses at most the trials in flight.
+Reading de-duplicates by ``trial_id``, keeping the latest attempt, which makes
+re-running failed trials and compaction safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lossbench.errors import ResultsError
+from lossbench.schema import (
+    METADATA_KEY,
+    SCHEMA_VERSION,
+    TERMINAL,
+    TRIAL_COLUMNS,
+    metrics_schema,
+    trials_schema,
+)
+
+MANIFEST = "manifest.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def rows_to_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    extra = sorted({k for r in rows for k in r if k not in TRIAL_COLUMNS})
+    schema = trials_schema(extra)
+    columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    return pa.table(columns, schema=schema)
+
+
+def file_schema_version(path: Path) -> int | None:
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(METADATA_KEY)
+    return int(raw) if raw is not None else None
+
+
+class ResultStore:
+    """Reads and writes one results directory."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.trials_dir = self.root / "trials"
+        self.metrics_dir = self.root / "metrics"
+        self._counter = 0
+        self._writer_id = uuid.uuid4().hex[:8]
+
+    # -- writing ----------------------------------------------------------------------------------
+    def open_for_writing(self) -> None:
+        """Create the directory (or check an existing one) before any trial runs."""
+        if self.root.exists() and not self.root.is_dir():
+            raise ResultsError(f"--out {str(self.root)!r} is a file, not a directory.", "Choose a directory path.")
+        try:
+            self.trials_dir.mkdir(parents=True, exist_ok=True)
+            self.metrics_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-test-{self._writer_id}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ResultsError(
+                f"Cannot write to results directory {str(self.root)!r} ({exc.strerror or exc}).",
+                "Choose a writable --out directory.",
+            ) from None
+        self.check_schema()
+
+    def _next_name(self, run_id: str) -> str:
+        self._counter += 1
+        return f"part-{run_id}-{self._writer_id}-{self._counter:06d}.parquet"
+
+    def append(self, rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]] = (), run_id: str = "run") -> None:
+        """Write finished trials as one fragment; curves go first so a visible trial has its curves."""
+        if not rows:
+            return
+        try:
+            if curves:
+                table = pa.Table.from_pylist(list(curves), schema=metrics_schema())
+                write_parquet_atomic(table, self.metrics_dir / self._next_name(run_id))
+            write_parquet_atomic(rows_to_table(rows), self.trials_dir / self._next_name(run_id))
+        except OSError as exc:
+            raise ResultsError(
+                f"Could not write results to {str(self.root)!r} ({exc.strerror or exc}); "
+                "everything written before is intact.",
+                "Free disk space or fix permissions, then rerun the same command to resume.",
+            ) from None
+
+    def read_manifest(self) -> dict[str, Any]:
+        path = self.root / MANIFEST
+        if not path.is_file():
+            return {"schema_version": SCHEMA_VERSION, "runs": []}
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ResultsError(f"{path} is not readable JSON ({exc}).", "Restore it or remove the file.") from None
+
+    def record_run(self, entry: dict[str, Any]) -> None:
+        manifest = self.read_manifest()
+        manifest["schema_version"] = SCHEMA_VERSION
+        runs = [r for r in manifest.get("runs", []) if r.get("run_id") != entry.get("run_id")]
+        manifest["runs"] = [*runs, entry]
+        atomic_write_bytes(self.root / MANIFEST, json.dumps(manifest, indent=2, default=str).encode())
+
+    # -- reading ----------------------------------------------------------------------------------
+    def check_schema(self) -> None:
+        manifest = self.read_manifest()
+        found = manifest.get("schema_version", SCHEMA_VERSION)
+        if found != SCHEMA_VERSION:
+            raise ResultsError(
+                f"{str(self.root)!r} was written with result schema version {found}; this lossbench writes "
+                f"version {SCHEMA_VERSION}.",
+                "Write to a new --out directory, or use the lossbench version that wrote it.",
+                exit_code=3,
+            )
+
+    def fragments(self, kind: str = "trials") -> list[Path]:
+        folder = self.trials_dir if kind == "trials" else self.metrics_dir
+        return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+
+    def read_trials(self) -> pd.DataFrame:
+        """All trials, one row per trial_id (the latest attempt)."""
+        self.check_schema()
+        return read_trial_files(self.fragments("trials"))
+
+    def read_metrics(self) -> pd.DataFrame:
+        files = self.fragments("metrics")
+        if not files:
+            return pd.DataFrame(columns=["trial_id", "split", "metric", "step", "value"])
+        frame = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+        return frame.drop_duplicates(["trial_id", "split", "metric", "step"], keep="last")
+
+    def completed(self, rerun: str = "none") -> set[str]:
+        """trial_ids that resume skips: finished ones, unless ``rerun`` is 'failed' or 'all'."""
+        if rerun == "all":
+            return set()
+        trials = self.read_trials()
+        if trials.empty:
+            return set()
+        done = trials["status"].isin(TERMINAL)
+        return set(trials.loc[done, "trial_id"])
+
+    def compact(self, run_id: str) -> None:
+        """Merge many one-trial fragments into one file; safe to kill at any point (reads de-duplicate)."""
+        for kind, folder in (("trials", self.trials_dir), ("metrics", self.metrics_dir)):
+            files = self.fragments(kind)
+            if len(files) < 2:
+                continue
+            tables = [pq.read_table(f) for f in files]
+            merged = pa.concat_tables(tables, promote_options="permissive")
+            meta = {METADATA_KEY: str(SCHEMA_VERSION).encode()}
+            merged = merged.replace_schema_metadata(meta)
+            write_parquet_atomic(merged, folder / f"part-{run_id}-compact-{uuid.uuid4().hex[:8]}.parquet")
+            for f in files:
+                f.unlink(missing_ok=True)
+
+
+def read_trial_files(files: Iterable[Path]) -> pd.DataFrame:
+    """Read trial fragments (any mix of runs), checking schema versions, newest attempt per trial_id."""
+    tables = []
+    for f in files:
+        try:
+            version = file_schema_version(f)
+            table = pq.read_table(f)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise ResultsError(f"{f} is not a readable Parquet file ({exc}).",
+                               "Remove or restore the file; other fragments are unaffected.") from None
+        if version is None:
+            raise ResultsError(f"{f} is not a lossbench result file (no schema version in its metadata).",
+                               "Pass files written by `lossbench run`.", exit_code=3)
+        if version != SCHEMA_VERSION:
+            raise ResultsError(f"{f} has result schema version {version}; this lossbench reads {SCHEMA_VERSION}.",
+                               "Use the lossbench version that wrote it.", exit_code=3)
+        tables.append(table)
+    if not tables:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in TRIAL_COLUMNS})
+    frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    frame = frame.sort_values(["ended_at", "attempt"], kind="stable")
+    return frame.drop_duplicates("trial_id", keep="last").reset_index(drop=True)

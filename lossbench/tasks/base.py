@@ -1,0 +1,104 @@
+"""The task-type contract: data → model → evaluation.
+
+A task type is one module in ``lossbench/tasks`` registered in
+:data:`TASK_TYPES`. The runner, the training loop and the store never change
+when one is added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from lossbench.registry import Registry
+from lossbench.sources.base import Dataset
+from lossbench.specs import TrialSpec
+
+
+@dataclass
+class TensorSplit:
+    """Inputs and integer targets of one split, as tensors."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def to(self, device: torch.device | str) -> TensorSplit:
+        return TensorSplit(self.X.to(device), self.y.to(device))
+
+
+@dataclass
+class Prepared:
+    """A dataset made ready for one trial: seeded splits, fitted preprocessing."""
+
+    train: TensorSplit
+    val: TensorSplit | None
+    test: TensorSplit
+    n_features: int
+    n_classes: int
+    kind: str  # the loss task this trial needs: "binary", "multiclass", ...
+    class_counts: list[int] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)  # recorded in the result row as columns
+
+    def split(self, name: str) -> TensorSplit:
+        part = {"train": self.train, "val": self.val, "test": self.test}[name]
+        if part is None:
+            raise ValueError(f"this trial has no {name!r} split")
+        return part
+
+    def to(self, device: torch.device | str) -> Prepared:
+        self.train = self.train.to(device)
+        self.val = self.val.to(device) if self.val is not None else None
+        self.test = self.test.to(device)
+        return self
+
+    def loss_context(self, seed: int) -> dict[str, Any]:
+        """Everything a loss may declare in ``needs`` at construction."""
+        return {
+            "class_counts": list(self.class_counts),
+            "n_classes": self.n_classes,
+            "n_samples": len(self.train),
+            "seed": seed,
+        }
+
+
+Fail = Callable[..., Exception]
+
+
+class TaskType:
+    """Base class: subclasses implement prepare, build_model and evaluate."""
+
+    name: str = ""
+    description: str = ""
+    loss_tasks: frozenset[str] = frozenset()
+
+    def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
+        """Check the suite's ``[options]`` table; raise ``fail(key, problem, fix)`` on a bad one."""
+        if options:
+            raise fail(next(iter(options)), f"task {self.name!r} takes no options.", "Remove the [options] table.")
+
+    def prepare(self, data: Dataset, spec: TrialSpec) -> Prepared:
+        raise NotImplementedError
+
+    def build_model(self, prepared: Prepared, spec: TrialSpec) -> nn.Module:
+        raise NotImplementedError
+
+    def evaluate(
+        self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]
+    ) -> dict[str, float]:
+        raise NotImplementedError
+
+    def supports(self, loss_tasks: frozenset[str], prepared: Prepared) -> tuple[bool, str]:
+        """Whether a loss declared for ``loss_tasks`` applies; the reason is stored when not."""
+        if prepared.kind in loss_tasks:
+            return True, ""
+        return False, f"declared for {', '.join(sorted(loss_tasks))}, not {prepared.kind} data"
+
+
+TASK_TYPES: Registry[TaskType] = Registry("task", entry_point_group="lossbench.tasks")
