@@ -8,8 +8,8 @@ SCHEMA_VERSION = 1
 METADATA_KEY = b"lossbench.schema_version"
 
 STATUSES = ("ok", "skipped", "failed", "diverged", "timeout", "oom", "crashed")
-#: Statuses that finish a trial: resume does not rerun them unless asked.
-TERMINAL = frozenset({"ok", "skipped"})
+#: Statuses that ``--rerun failed`` keeps; every other recorded status is rerun by it.
+SUCCESS = frozenset({"ok", "skipped"})
 
 #: Fixed columns of the trials table; metric columns ``m_<name>`` (test split) and
 #: ``m_<name>_tuned`` follow, typed float64.

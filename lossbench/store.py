@@ -31,7 +31,7 @@ from lossbench.errors import ResultsError
 from lossbench.schema import (
     METADATA_KEY,
     SCHEMA_VERSION,
-    TERMINAL,
+    SUCCESS,
     TRIAL_COLUMNS,
     metrics_schema,
     trials_schema,
@@ -170,14 +170,19 @@ class ResultStore:
         return frame.drop_duplicates(["trial_id", "split", "metric", "step"], keep="last")
 
     def completed(self, rerun: str = "none") -> set[str]:
-        """trial_ids that resume skips: finished ones, unless ``rerun`` is 'failed' or 'all'."""
+        """trial_ids that resume skips.
+
+        By default every recorded trial counts as done, whatever its status; ``rerun='failed'``
+        keeps only the successful ones (ok, skipped), ``rerun='all'`` none.
+        """
         if rerun == "all":
             return set()
         trials = self.read_trials()
         if trials.empty:
             return set()
-        done = trials["status"].isin(TERMINAL)
-        return set(trials.loc[done, "trial_id"])
+        if rerun == "failed":
+            trials = trials[trials["status"].isin(SUCCESS)]
+        return set(trials["trial_id"])
 
     def compact(self, run_id: str) -> None:
         """Merge many one-trial fragments into one file; safe to kill at any point (reads de-duplicate)."""

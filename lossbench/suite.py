@@ -257,7 +257,7 @@ def _section(value: Mapping[str, Any], defaults: Mapping[str, Any], name: str, f
         if key not in defaults:
             raise fail(f"{name}.{key}", "unknown key.", f"Known keys: {', '.join(defaults)}.")
         want = type(defaults[key])
-        ok = isinstance(v, want) and not isinstance(v, bool) or (want is float and isinstance(v, int)
+        ok = (isinstance(v, want) and not isinstance(v, bool)) or (want is float and isinstance(v, int)
                                                                    and not isinstance(v, bool))
         if want is bool:
             ok = isinstance(v, bool)

@@ -1,0 +1,37 @@
+"""Turn library errors into one red line with the fix and a documented exit code."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from lossbench.errors import UserError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line, never wrapped
+
+
+def report_error(exc: UserError) -> None:
+    text = f"[bold red]Error:[/bold red] {exc.message}"
+    if exc.hint:
+        text += f" [yellow]{exc.hint}[/yellow]"
+    err_console.print(text, markup=True)
+
+
+def handles_errors(fn: F) -> F:
+    """Wrap a command so a :class:`UserError` prints one line and exits with its code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            report_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,175 @@
+"""Expand a suite into trials, skip finished ones, dispatch the rest, stream rows to the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from joblib import Parallel, delayed, parallel_config
+
+from lossbench.errors import UserError
+from lossbench.provenance import environment, resolve_device, versions
+from lossbench.sources import load_dataset
+from lossbench.specs import ObjectiveSpec, TrialSpec
+from lossbench.store import ResultStore
+from lossbench.suite import Suite
+from lossbench.trial import TrialResult, execute
+
+
+@dataclass
+class Plan:
+    """The trial grid of one command, split into what will run and what is already done."""
+
+    suite: Suite
+    trials: list[TrialSpec]
+    pending: list[TrialSpec]
+    skipped_done: int
+    data_hashes: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_losses(suite: Suite, losses: Sequence[str] | None) -> list[str]:
+    chosen = [str(ObjectiveSpec.parse(x)) for x in losses] if losses else list(suite.losses)
+    seen: list[str] = []
+    for x in chosen:
+        if x not in seen:
+            seen.append(x)
+    return seen
+
+
+def resolve_datasets(suite: Suite, datasets: Sequence[str] | None) -> dict[str, str]:
+    """Load each dataset once in the driver: a bad URI fails before any trial runs, and its hash keys the trials."""
+    uris = list(datasets) if datasets else list(suite.datasets)
+    hashes: dict[str, str] = {}
+    for uri in uris:
+        ds = load_dataset(uri)
+        hashes[ds.uri] = ds.content_hash
+    return hashes
+
+
+def expand(
+    suite: Suite,
+    *,
+    losses: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    trial_timeout: float | None = None,
+    device: str = "cpu",
+    threads: int = 1,
+) -> tuple[list[TrialSpec], dict[str, str]]:
+    hashes = resolve_datasets(suite, datasets)
+    objectives = resolve_losses(suite, losses)
+    seed_list = list(seeds) if seeds is not None else list(suite.seeds)
+    trials = [
+        TrialSpec(
+            suite=suite.name,
+            suite_version=suite.version,
+            task=suite.task,
+            dataset=uri,
+            data_hash=data_hash,
+            loss=obj,
+            loss_version=ObjectiveSpec.parse(obj).version,
+            seed=seed,
+            config=suite.config,
+            metrics=tuple(suite.metrics),
+            primary_metric=suite.primary_metric,
+            trial_timeout=trial_timeout,
+            device=device,
+            threads=threads,
+        )
+        for uri, data_hash in hashes.items()
+        for seed in seed_list
+        for obj in objectives
+    ]
+    return trials, hashes
+
+
+def plan(store: ResultStore | None, suite: Suite, rerun: str = "none", **kwargs: Any) -> Plan:
+    if rerun not in ("none", "failed", "all"):
+        raise UserError(f"Unknown --rerun value {rerun!r}.", "Use failed or all.")
+    trials, hashes = expand(suite, **kwargs)
+    done = store.completed(rerun) if store is not None and store.root.exists() else set()
+    pending = [t for t in trials if t.trial_id not in done]
+    return Plan(suite, trials, pending, len(trials) - len(pending), hashes)
+
+
+def _worker_execute(spec: TrialSpec, run_id: str, backend: str) -> TrialResult:
+    return execute(spec, run_id=run_id, backend=backend)
+
+
+def dispatch(
+    pending: Sequence[TrialSpec], n_jobs: int, run_id: str, backend: str = "loky"
+) -> Iterator[TrialResult]:
+    """Run trials in parallel workers and yield each result as soon as it finishes."""
+    if n_jobs == 1 or len(pending) <= 1:
+        for spec in pending:
+            yield execute(spec, run_id=run_id, backend="sequential")
+        return
+    # One BLAS/torch thread per worker: small models are faster per-trial-parallel than per-op-parallel.
+    threads = pending[0].threads
+    with parallel_config(backend=backend, n_jobs=n_jobs, inner_max_num_threads=threads):
+        yield from Parallel(return_as="generator_unordered")(
+            delayed(_worker_execute)(spec, run_id, backend) for spec in pending
+        )
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def manifest_entry(run_id: str, suite: Suite, the_plan: Plan, options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "argv": sys.argv,
+        "cwd": os.getcwd(),
+        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "suite": suite.resolved(),
+        "datasets": the_plan.data_hashes,
+        "n_trials": len(the_plan.trials),
+        "n_pending": len(the_plan.pending),
+        "options": options,
+        "versions": versions(),
+        "environment": environment(),
+    }
+
+
+def run(
+    store: ResultStore,
+    the_plan: Plan,
+    *,
+    n_jobs: int = 1,
+    backend: str = "loky",
+    options: dict[str, Any] | None = None,
+    on_result: Callable[[TrialResult], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the pending trials of ``the_plan``, writing each row as it arrives; returns the new rows."""
+    run_id = new_run_id()
+    store.open_for_writing()
+    store.record_run(manifest_entry(run_id, the_plan.suite, the_plan, options or {}))
+    rows: list[dict[str, Any]] = []
+    for result in dispatch(the_plan.pending, n_jobs, run_id, backend):
+        store.append([result.row], result.curves, run_id)
+        rows.append(result.row)
+        if on_result is not None:
+            on_result(result)
+    entry = next(r for r in store.read_manifest()["runs"] if r.get("run_id") == run_id)
+    entry["ended_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    entry["status_counts"] = _counts(rows)
+    store.record_run(entry)
+    store.compact(run_id)
+    return rows
+
+
+def _counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        out[str(r["status"])] = out.get(str(r["status"]), 0) + 1
+    return out
+
+
+def check_device(device: str) -> str:
+    return resolve_device(device)
