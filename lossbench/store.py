@@ -92,6 +92,8 @@ class ResultStore:
         """Create the directory (or check an existing one) before any trial runs."""
         if self.root.exists() and not self.root.is_dir():
             raise ResultsError(f"--out {str(self.root)!r} is a file, not a directory.", "Choose a directory path.")
+        if self.root.is_dir():
+            self.check_schema()  # before writing anything into a directory this version cannot own
         try:
             self.trials_dir.mkdir(parents=True, exist_ok=True)
             self.metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +105,6 @@ class ResultStore:
                 f"Cannot write to results directory {str(self.root)!r} ({exc.strerror or exc}).",
                 "Choose a writable --out directory.",
             ) from None
-        self.check_schema()
 
     def _next_name(self, run_id: str) -> str:
         self._counter += 1
