@@ -73,7 +73,7 @@ def test_missing_required_key() -> None:
 def test_not_toml(tmp_path: Path, text: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    with pytest.raises(SuiteError, match="bad.toml"):
+    with pytest.raises(SuiteError, match=r"bad\.toml"):
         load_suite(str(path))
 
 
