@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from joblib import Parallel, delayed, parallel_config
+from joblib import Parallel, delayed
 
+from lossbench.backends import BackendConfig, parallel_backend
 from lossbench.errors import UserError
 from lossbench.provenance import environment, resolve_device, versions
 from lossbench.sources import load_dataset
@@ -101,19 +102,15 @@ def _worker_execute(spec: TrialSpec, run_id: str, backend: str) -> TrialResult:
     return execute(spec, run_id=run_id, backend=backend)
 
 
-def dispatch(
-    pending: Sequence[TrialSpec], n_jobs: int, run_id: str, backend: str = "loky"
-) -> Iterator[TrialResult]:
+def dispatch(pending: Sequence[TrialSpec], backend: BackendConfig, run_id: str) -> Iterator[TrialResult]:
     """Run trials in parallel workers and yield each result as soon as it finishes."""
-    if n_jobs == 1 or len(pending) <= 1:
+    if backend.name == "loky" and (backend.n_jobs == 1 or len(pending) <= 1):
         for spec in pending:
             yield execute(spec, run_id=run_id, backend="sequential")
         return
-    # One BLAS/torch thread per worker: small models are faster per-trial-parallel than per-op-parallel.
-    threads = pending[0].threads
-    with parallel_config(backend=backend, n_jobs=n_jobs, inner_max_num_threads=threads):
-        yield from Parallel(return_as="generator_unordered")(
-            delayed(_worker_execute)(spec, run_id, backend) for spec in pending
+    with parallel_backend(backend) as kwargs:
+        yield from Parallel(return_as="generator_unordered", **kwargs)(
+            delayed(_worker_execute)(spec, run_id, backend.name) for spec in pending
         )
 
 
@@ -141,8 +138,7 @@ def run(
     store: ResultStore,
     the_plan: Plan,
     *,
-    n_jobs: int = 1,
-    backend: str = "loky",
+    backend: BackendConfig | None = None,
     options: dict[str, Any] | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -151,7 +147,7 @@ def run(
     store.open_for_writing()
     store.record_run(manifest_entry(run_id, the_plan.suite, the_plan, options or {}))
     rows: list[dict[str, Any]] = []
-    for result in dispatch(the_plan.pending, n_jobs, run_id, backend):
+    for result in dispatch(the_plan.pending, (backend or BackendConfig()).validate(), run_id):
         store.append([result.row], result.curves, run_id)
         rows.append(result.row)
         if on_result is not None:

@@ -17,6 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from lossbench.backends import BackendConfig
 from lossbench.cli.console import console
 from lossbench.cli.errors import handles_errors
 from lossbench.errors import UserError
@@ -50,6 +51,11 @@ def run_command(
                                                         "stopped and recorded as 'timeout'.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int, typer.Option("--threads", help="Torch/BLAS threads per worker.")] = 1,
+    backend: Annotated[str, typer.Option("--backend", help="loky (processes on this machine) or dask.")] = "loky",
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="dask scheduler address, e.g. "
+                                                  "tcp://host:8786. Default: a local cluster of --n-jobs workers.")]
+    = None,
+    retries: Annotated[int, typer.Option("--retries", help="dask: resubmit a trial whose worker died.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
     """Run a benchmark suite and write one Parquet row per trial.
@@ -72,6 +78,7 @@ def run_command(
         raise UserError(f"--threads must be at least 1; got {threads}.")
     if trial_timeout is not None and trial_timeout <= 0:
         raise UserError(f"--trial-timeout must be positive; got {trial_timeout}.")
+    backend_config = BackendConfig(backend, n_jobs, scheduler, retries, threads).validate()
     the_suite = load_suite(suite)
     out_dir = out if out is not None else Path("results") / the_suite.name
     store = ResultStore(out_dir)
@@ -92,7 +99,8 @@ def run_command(
             f"[bold]{the_suite.name}[/bold] v{the_suite.version}: {len(the_plan.trials)} trials, "
             f"{len(the_plan.pending)} to run, {the_plan.skipped_done} already done (skipped) → {out_dir}"
         )
-    options = {"n_jobs": n_jobs, "rerun": rerun, "trial_timeout": trial_timeout, "device": device,
+    options = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler, "retries": retries,
+               "rerun": rerun, "trial_timeout": trial_timeout, "device": device,
                "threads": threads, "losses": loss, "datasets": dataset, "seeds": seeds}
     failures = 0
     progress = Progress(
@@ -115,7 +123,7 @@ def run_command(
                     )
             progress.update(task, advance=1, failed=f"[red]{failures} failed[/red]" if failures else "")
 
-        run(store, the_plan, n_jobs=n_jobs, options=options, on_result=on_result)
+        run(store, the_plan, backend=backend_config, options=options, on_result=on_result)
     if not quiet:
         trials = store.read_trials()
         keep = {t.trial_id for t in the_plan.trials}

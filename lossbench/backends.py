@@ -1,0 +1,70 @@
+"""Where trials run: joblib's loky processes on this machine, or a dask.distributed cluster.
+
+Both stream results back as they finish (``return_as="generator_unordered"``), so
+the driver writes each row at once whatever the backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from lossbench.errors import UserError
+
+BACKENDS = ("loky", "dask")
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    name: str = "loky"
+    n_jobs: int = 1
+    scheduler: str | None = None  # dask: tcp://host:8786 of an existing cluster; None starts a LocalCluster
+    retries: int = 0  # dask: resubmit a trial whose worker died
+    threads: int = 1  # BLAS/torch threads per worker
+
+    def validate(self) -> BackendConfig:
+        if self.name not in BACKENDS:
+            raise UserError(f"Unknown --backend {self.name!r}.", f"Use one of {', '.join(BACKENDS)}.")
+        if self.scheduler and self.name != "dask":
+            raise UserError("--scheduler only applies to --backend dask.", "Add --backend dask.")
+        if self.retries < 0:
+            raise UserError(f"--retries must not be negative; got {self.retries}.")
+        return self
+
+
+@contextlib.contextmanager
+def parallel_backend(config: BackendConfig) -> Iterator[dict[str, Any]]:
+    """Activate the backend for joblib; yields the ``Parallel`` keyword arguments to use."""
+    from joblib import parallel_config
+
+    if config.name == "loky":
+        # One BLAS/torch thread per worker: small models are faster per-trial-parallel than per-op-parallel.
+        with parallel_config(backend="loky", n_jobs=config.n_jobs, inner_max_num_threads=config.threads):
+            yield {}
+        return
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise UserError("--backend dask needs dask.distributed.", "pip install 'lossbench[dask]'") from None
+    cluster = None
+    try:
+        if config.scheduler:
+            client = Client(config.scheduler, timeout="10s")
+        else:
+            cluster = LocalCluster(n_workers=config.n_jobs, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
+            client = Client(cluster)
+    except (OSError, TimeoutError) as exc:
+        raise UserError(f"Cannot reach the dask scheduler {config.scheduler!r} ({exc}).",
+                        "Check the address, or drop --scheduler to start a local cluster.") from None
+    submit: dict[str, Any] = {"retries": config.retries} if config.retries else {}
+    try:
+        with parallel_config(backend="dask", n_jobs=-1, client=client, **submit):
+            yield {}
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
