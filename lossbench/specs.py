@@ -80,7 +80,7 @@ class ObjectiveSpec:
         params = split_params(rest, ",", f"loss spec {text!r}")
         if name in LOSSES:
             cls_ = LOSSES.get(name)
-            cls_(**params, **_dummy_context(cls_.info.needs))  # validates parameters now, at the boundary
+            cls_(**params, **_dummy_context(cls_.needs_for(params)))  # validates parameters now, at the boundary
             info = cls_.info
             kept = {k: v for k, v in _validated(info.params, name, params).items() if v != info.params[k].default}
             return cls(name, "loss", tuple(sorted(kept.items())))
