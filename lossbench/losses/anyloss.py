@@ -59,7 +59,9 @@ class _AnyLoss(LossBase):
         return 1 - values.mean()
 
 
-def _info(name: str, metric: str, formula: str, params: dict[str, Param] | None = None, caveats: str = "") -> LossInfo:
+def _info(
+    name: str, metric: str, formula: str, params: dict[str, Param] | None = None, caveats: str = ""
+) -> LossInfo:
     return LossInfo(
         name=name,
         family="metric-surrogate",
@@ -106,8 +108,14 @@ class AnyLossFBeta(_AnyLoss):
         "anyloss-fbeta",
         "F-beta",
         "1 - (1 + beta^2) TP / ((1 + beta^2) TP + beta^2 FN + FP)",
-        {"beta": Param(1.0, "weight of recall relative to precision (the authors use 0.5 and 2)",
-                       low=0.0, low_open=True)},
+        {
+            "beta": Param(
+                1.0,
+                "weight of recall relative to precision (the authors use 0.5 and 2)",
+                low=0.0,
+                low_open=True,
+            )
+        },
     )
 
     def metric(self, tp, fn, fp, tn):  # type: ignore[no-untyped-def]

@@ -174,16 +174,20 @@ class LossBase(nn.Module):
     def check_inputs(self, input: torch.Tensor, target: torch.Tensor) -> None:
         name = self.info.name
         if not torch.is_tensor(input) or not torch.is_tensor(target):
-            raise LossInputError(f"Loss {name!r} takes tensors; got {type(input).__name__} and {type(target).__name__}.")
+            raise LossInputError(
+                f"Loss {name!r} takes tensors; got {type(input).__name__} and {type(target).__name__}."
+            )
         if self.info.input in ("logits", "probabilities"):
             if input.ndim != 2:
                 raise LossInputError(
-                    f"Loss {name!r} expects {self.info.input} of shape (batch, n_classes); got shape {tuple(input.shape)}.",
+                    f"Loss {name!r} expects {self.info.input} of shape (batch, n_classes); "
+                    f"got shape {tuple(input.shape)}.",
                     "For one-logit binary outputs, stack them as (batch, 2) logits [0, z].",
                 )
             if target.ndim != 1 or target.shape[0] != input.shape[0]:
                 raise LossInputError(
-                    f"Loss {name!r} expects integer labels of shape ({input.shape[0]},); got {tuple(target.shape)}."
+                    f"Loss {name!r} expects integer labels of shape ({input.shape[0]},); "
+                    f"got {tuple(target.shape)}."
                 )
             if target.dtype.is_floating_point or target.dtype == torch.bool:
                 raise LossInputError(

@@ -23,7 +23,9 @@ def balanced_weights(class_counts: Any, device: torch.device, dtype: torch.dtype
     return counts.sum() / (len(counts) * counts)
 
 
-def class_balanced_weights(class_counts: Any, beta: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def class_balanced_weights(
+    class_counts: Any, beta: float, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     """Cui et al.'s weights (1 - beta) / (1 - beta^n_k), rescaled to sum to K.
 
     Same normalisation as ``kaidic/LDAM-DRW`` ``cifar_train.py``. Computed in float64 because
@@ -80,7 +82,8 @@ class WeightedCrossEntropyLoss(LossBase):
         tasks=BOTH,
         input="logits",
         params={},
-        citation="King & Zeng (2001), Logistic regression in rare events data; sklearn class_weight='balanced'.",
+        citation="King & Zeng (2001), Logistic regression in rare events data; "
+        "sklearn class_weight='balanced'.",
         summary="Cross-entropy weighted by n / (K n_k) from training counts.",
         formula="-w_y log softmax(z)_y, w_k = n / (K n_k)",
         needs=COUNTS,
@@ -114,7 +117,9 @@ class FocalLoss(LossBase):
         return _focal_term(_log_p_true(input, target), self.gamma)
 
 
-_CB_BETA = Param(0.9999, "effective-number decay (0 gives uniform weights)", low=0.0, high=1.0, high_open=True)
+_CB_BETA = Param(
+    0.9999, "effective-number decay (0 gives uniform weights)", low=0.0, high=1.0, high_open=True
+)
 
 
 @register_loss
@@ -135,7 +140,8 @@ class ClassBalancedCELoss(LossBase):
         summary="Cross-entropy weighted by the inverse effective number of samples per class.",
         formula="-w_y log p_y, w_k ∝ (1 - beta) / (1 - beta^n_k), sum_k w_k = K",
         needs=COUNTS,
-        caveats="Per-sample weights, batch mean (torch's weight= argument would divide by the sum of weights).",
+        caveats="Per-sample weights, batch mean (torch's weight= argument would divide by the sum "
+        "of weights).",
     )
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
@@ -217,7 +223,9 @@ class LabelSmoothingLoss(LossBase):
         family="baselines",
         tasks=BOTH,
         input="logits",
-        params={"epsilon": Param(0.1, "smoothing mass spread uniformly over the K classes", low=0.0, high=1.0)},
+        params={
+            "epsilon": Param(0.1, "smoothing mass spread uniformly over the K classes", low=0.0, high=1.0)
+        },
         citation="Szegedy, Vanhoucke, Ioffe, Shlens & Wojna (2016), Rethinking the Inception Architecture "
         "for Computer Vision, CVPR.",
         summary="CE with uniformly smoothed targets.",

@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from lossbench.losses.base import LossBase, LossInfo, Param
 from lossbench.losses.registry import register_loss
 
-CITATION = "Mao, Mohri & Zhong (2023), Cross-Entropy Loss Functions: Theoretical Analysis and Applications, ICML."
+CITATION = (
+    "Mao, Mohri & Zhong (2023), Cross-Entropy Loss Functions: Theoretical Analysis and Applications, ICML."
+)
 GCE_CITATION = (
     "Zhang & Sabuncu (2018), Generalized Cross Entropy Loss for Training Deep Neural Networks with Noisy "
     "Labels, NeurIPS; code Optimization-AI/ICML2023_LDR loss.py (GCELoss)."
@@ -62,7 +64,9 @@ class CompSumLoss(LossBase):
         family="comp-sum",
         tasks=BOTH,
         input="logits",
-        params={"tau": Param(1.0, "family index: 0 sum-exp, 1 CE, (1, 2) GCE with q = tau - 1, 2 MAE", low=0.0)},
+        params={
+            "tau": Param(1.0, "family index: 0 sum-exp, 1 CE, (1, 2) GCE with q = tau - 1, 2 MAE", low=0.0)
+        },
         citation=CITATION,
         summary="Composite-sum losses interpolating sum-exponential, CE, GCE and MAE.",
         formula="Phi^tau(u), u = sum_{k!=y} exp(z_k - z_y); Phi^1 = log(1+u), "
@@ -104,7 +108,9 @@ class GCELoss(LossBase):
         family="comp-sum",
         tasks=BOTH,
         input="logits",
-        params={"q": Param(0.7, "exponent; q -> 0 gives CE, q = 1 gives MAE", low=0.0, high=1.0, low_open=True)},
+        params={
+            "q": Param(0.7, "exponent; q -> 0 gives CE, q = 1 gives MAE", low=0.0, high=1.0, low_open=True)
+        },
         citation=GCE_CITATION,
         summary="Generalized cross-entropy, between CE (q -> 0) and MAE (q = 1).",
         formula="(1 - p_y^q) / q",

@@ -30,8 +30,11 @@ class EnsLoss(LossBase):
         family="stochastic-ensemble",
         tasks=frozenset({"binary"}),
         input="logits",
-        params={"lam": Param(0.0, "Box-Cox parameter of the derivative distribution (0: -exp(N(0,1)))",
-                             low=-1.0, high=1.0)},
+        params={
+            "lam": Param(
+                0.0, "Box-Cox parameter of the derivative distribution (0: -exp(N(0,1)))", low=-1.0, high=1.0
+            )
+        },
         citation="Dai et al. (2025), EnsLoss: Stochastic Calibrated Loss Ensembles for Preventing "
         "Overfitting in Classification, ICML; code statmlben/ensLoss losses.py.",
         summary="Surrogate g_i * margin_i with random, rank-assigned, calibrated derivatives g.",

@@ -54,8 +54,12 @@ class LDRKLLoss(LossBase):
         tasks=BOTH,
         input="logits",
         params={
-            "lambda": Param(10.0, "DRO temperature: -> 0 gives the Crammer-Singer hinge, -> inf the mean gap",
-                            low=0.0, low_open=True),
+            "lambda": Param(
+                10.0,
+                "DRO temperature: -> 0 gives the Crammer-Singer hinge, -> inf the mean gap",
+                low=0.0,
+                low_open=True,
+            ),
             "margin": Param(0.1, "margin c added to every wrong-class gap", low=0.0),
             "normalize": Param(False, "softplus the logits and divide by their mean, as the reference code"),
         },
@@ -80,7 +84,8 @@ class ALDRKLLoss(LossBase):
     As in ``ALDRLoss_V1``: ``p_i = normalise(softmax(f_i / Lambda_i) + 1e-5)``,
     ``Lambda_i <- lambda0 - lambda0 * KL(p_i || uniform) / (alpha log K)`` (detached, stored), then
     ``loss_i = Lambda_i * logmeanexp(gaps_i / Lambda_i) - alpha log K / (2 lambda0) (Lambda_i - lambda0)^2``.
-    Because ``KL <= log K`` and ``alpha > 1``, every ``Lambda_i`` stays in ``(lambda0 (1 - 1/alpha), lambda0]``.
+    Because ``KL <= log K`` and ``alpha > 1``, every ``Lambda_i`` stays in
+    ``(lambda0 (1 - 1/alpha), lambda0]``.
     """
 
     info = LossInfo(
@@ -89,17 +94,26 @@ class ALDRKLLoss(LossBase):
         tasks=BOTH,
         input="logits",
         params={
-            "lambda0": Param(10.0, "reference temperature (initial value of every Lambda_i)",
-                             low=0.0, low_open=True),
-            "alpha": Param(2.0, "KL penalty strength; must exceed 1 so temperatures stay positive",
-                           low=1.0, low_open=True),
+            "lambda0": Param(
+                10.0, "reference temperature (initial value of every Lambda_i)", low=0.0, low_open=True
+            ),
+            "alpha": Param(
+                2.0,
+                "KL penalty strength; must exceed 1 so temperatures stay positive",
+                low=1.0,
+                low_open=True,
+            ),
             "margin": Param(0.1, "margin c added to every wrong-class gap", low=0.0),
-            "normalize": Param(False, "softplus the logits and divide by their mean (the reference's "
-                               "L1 rescaling, made safe near zero)"),
+            "normalize": Param(
+                False,
+                "softplus the logits and divide by their mean (the reference's "
+                "L1 rescaling, made safe near zero)",
+            ),
         },
         citation=CITATION,
         summary="LDR-KL with a per-sample adaptive temperature kept in a state buffer.",
-        formula="Lambda_i * log((1/K) sum_k exp(gap_ik / Lambda_i)) - alpha log K (Lambda_i - lambda0)^2 / (2 lambda0)",
+        formula="Lambda_i * log((1/K) sum_k exp(gap_ik / Lambda_i)) "
+        "- alpha log K (Lambda_i - lambda0)^2 / (2 lambda0)",
         needs=frozenset({"sample_index", "n_samples"}),
         exact_gradient=False,
         caveats="Stateful: build one loss per run (the buffer ties it to one training set and seed). "
