@@ -60,7 +60,12 @@ class _AnyLoss(LossBase):
 
 
 def _info(
-    name: str, metric: str, formula: str, params: dict[str, Param] | None = None, caveats: str = ""
+    name: str,
+    metric: str,
+    formula: str,
+    params: dict[str, Param] | None = None,
+    caveats: str = "",
+    batch_dependent: bool = True,
 ) -> LossInfo:
     return LossInfo(
         name=name,
@@ -71,8 +76,8 @@ def _info(
         citation=CITATION,
         summary=f"1 - soft {metric} from the amplified soft confusion matrix of the batch.",
         formula=formula,
-        batch_dependent=True,
-        batch_level=True,
+        batch_dependent=batch_dependent,
+        batch_level=batch_dependent,
         caveats="Uses batch counts (the reference code divides by the dataset size). "
         "K > 2 averages one-vs-rest metrics over all K classes (a lossbench extension); a class absent "
         "from the batch contributes its degenerate value. Noisy with small batches (the authors use "
@@ -84,10 +89,27 @@ def _info(
 class AnyLossAccuracy(_AnyLoss):
     """1 - soft accuracy."""
 
-    info = _info("anyloss-acc", "accuracy", "1 - (TP + TN) / N")
+    info = _info(
+        "anyloss-acc",
+        "accuracy",
+        "1 - (TP + TN) / N = mean_i [1 - y_i A(p_i) - (1 - y_i)(1 - A(p_i))]",
+        caveats="Soft accuracy is a sum of per-sample terms, so this one is per-sample and not "
+        "batch-dependent; its mean equals 1 - (TP + TN) / N.",
+        batch_dependent=False,
+    )
 
     def metric(self, tp, fn, fp, tn):  # type: ignore[no-untyped-def]
         return (tp + tn) / (tp + fn + fp + tn)
+
+    def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
+        probs = torch.softmax(input, dim=1)
+        if is_binary(input):
+            probs, y = probs[:, 1:], target[:, None].to(input.dtype)
+        else:
+            y = F.one_hot(target, input.shape[1]).to(input.dtype)
+        a = amplify(probs, self.L)
+        # per sample and column: 1 - [y A + (1 - y)(1 - A)] = y + A - 2 y A
+        return (y + a - 2 * y * a).mean(1)
 
 
 @register_loss
