@@ -13,6 +13,18 @@ from lossbench.conformance import CHECKS, CheckResult, run_all, run_checks
 from lossbench.errors import SpecError
 
 FORMATS = ("table", "json")
+#: Short column headers so the table fits a terminal.
+HEADERS = {
+    "defaults": "defaults",
+    "extreme-logits": "extreme",
+    "one-class-batch": "1-class",
+    "batch-of-one": "B=1",
+    "gradcheck": "grad",
+    "batch-dependence": "batch-dep",
+    "determinism": "seeded",
+    "devices": "devices",
+    "reduction": "reduce",
+}
 
 
 def render_table(results: list[CheckResult]) -> Table:
@@ -21,8 +33,7 @@ def render_table(results: list[CheckResult]) -> Table:
     table.add_column("loss", style="bold", no_wrap=True)
     checks = [c for c in CHECKS if any(r.check == c for r in results)]
     for check in checks:
-        # headers fold on narrow terminals; the loss names never do
-        table.add_column(check.replace("-", "-\n"), justify="center", overflow="fold")
+        table.add_column(HEADERS.get(check, check), justify="center")
     by_loss: dict[str, dict[str, CheckResult]] = {}
     for r in results:
         by_loss.setdefault(r.loss, {})[r.check] = r

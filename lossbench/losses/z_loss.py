@@ -35,7 +35,9 @@ class ZLoss(LossBase):
         formula="softplus(a (b - (o_y - mean(o)) / std(o))) / a",
         caveats="K >= 3 only: for K = 2 the standardised logits are always ±1 (no gradient). "
         "Scores have no probability scale (log-loss/ECE of softmax(o) are meaningless). "
-        "Zero gradient when all logits are equal.",
+        "At exactly equal logits the standardisation is undefined: the value is softplus(a b) / a "
+        "and the gradient is finite but huge (about 1/1e-12, as in the reference), so do not "
+        "zero-initialise the output layer.",
     )
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
