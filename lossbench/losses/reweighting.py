@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,7 +59,10 @@ class KLDROLoss(LossBase):
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
         losses = self.base_loss(input, target, **extras)
-        return self.r * (torch.logsumexp(losses / self.r, dim=0) - math.log(losses.shape[0]))
+        # r log mean exp(l / r), shifted by the max and written with expm1/log1p so that large r
+        # (weights close to uniform) does not lose the result to cancellation in float32
+        top = losses.max().detach()
+        return top + self.r * torch.log1p(torch.expm1((losses - top) / self.r).mean())
 
 
 def _base_class(name: str) -> type[LossBase]:
