@@ -60,7 +60,9 @@ def test_uses_batch_counts() -> None:
     assert one == pytest.approx(twice)
 
 
-@pytest.mark.parametrize("name", ["anyloss-acc", "anyloss-f1", "anyloss-fbeta", "anyloss-gmean", "anyloss-bacc"])
+@pytest.mark.parametrize(
+    "name", ["anyloss-acc", "anyloss-f1", "anyloss-fbeta", "anyloss-gmean", "anyloss-bacc"]
+)
 @pytest.mark.parametrize("label", [0, 1])
 def test_finite_without_positives_or_negatives(name: str, label: int) -> None:
     x = torch.randn(8, 2, requires_grad=True)

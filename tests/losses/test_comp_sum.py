@@ -47,7 +47,10 @@ def test_named_members_match_comp_sum() -> None:
 def test_gce_approaches_ce_as_q_goes_to_zero() -> None:
     x, y = random_batch(2)
     ce = F.cross_entropy(x, y, reduction="none")
-    gaps = [float((make_loss("gce", {"q": q, "reduction": "none"})(x, y) - ce).abs().max()) for q in (0.1, 0.01, 1e-4)]
+    gaps = [
+        float((make_loss("gce", {"q": q, "reduction": "none"})(x, y) - ce).abs().max())
+        for q in (0.1, 0.01, 1e-4)
+    ]
     assert gaps[0] > gaps[1] > gaps[2]
     assert gaps[2] < 1e-3 * float(ce.max())
 
@@ -67,7 +70,9 @@ def test_sum_exp_stays_finite_at_extreme_logits() -> None:
     b=st.integers(1, 9),
     k=st.integers(2, 6),
 )
-def test_comp_sum_is_finite_nonnegative_and_monotone_in_p(tau: float, scale: float, seed: int, b: int, k: int) -> None:
+def test_comp_sum_is_finite_nonnegative_and_monotone_in_p(
+    tau: float, scale: float, seed: int, b: int, k: int
+) -> None:
     x, y = random_batch(seed, b, k)
     x = x * scale / 3
     values = make_loss("comp-sum", {"tau": tau, "reduction": "none"})(x, y)

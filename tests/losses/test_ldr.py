@@ -53,7 +53,9 @@ def test_ldr_normalize_matches_reference_formula() -> None:
     torch.testing.assert_close(got, expected)
 
 
-def aldr_reference(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, lambda0: float, alpha: float, c: float):
+def aldr_reference(
+    x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, lambda0: float, alpha: float, c: float
+):
     """ALDRLoss_V1 transcribed (without normalisation): returns per-sample losses and the new temperatures."""
     k = x.shape[1]
     p = torch.softmax(x / lam[:, None], 1) + 1e-5
@@ -68,7 +70,9 @@ def aldr_reference(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, lambda0:
 
 def test_aldr_matches_reference_and_updates_only_indexed_samples() -> None:
     x, y = batch(3, b=3)
-    loss = make_loss("aldr-kl", {"lambda0": 2.0, "alpha": 1.5, "margin": 0.2, "reduction": "none"}, n_samples=10)
+    loss = make_loss(
+        "aldr-kl", {"lambda0": 2.0, "alpha": 1.5, "margin": 0.2, "reduction": "none"}, n_samples=10
+    )
     index = torch.tensor([2, 5, 7])
     got = loss(x, y, sample_index=index)
     expected, new = aldr_reference(x, y, torch.full((3,), 2.0), 2.0, 1.5, 0.2)
