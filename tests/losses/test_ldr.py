@@ -41,7 +41,8 @@ def test_ldr_limits() -> None:
 
 
 def test_ldr_normalize_matches_reference_formula() -> None:
-    # LDRLoss_V1 transcribed: softplus, divide by the row mean, lambda * log mean exp((c(1-e_y) + f - f_y)/lambda)
+    # LDRLoss_V1 transcribed: softplus, divide by the row mean,
+    # then lambda * log mean exp((c(1-e_y) + f - f_y)/lambda)
     x, y = batch(2)
     lam, c = 2.0, 0.3
     f = F.softplus(x)
