@@ -191,8 +191,11 @@ def check_batch_dependence(h: Harness, k: int) -> str:
     x, y = batch(k, b, 5)
     base_out, base_grad = h.value_and_grad(x, y)
     observed = False
-    for trial in range(4):
-        x2, y2 = batch(k, b, 100 + trial)
+    # random batch-mates, then the same batch-mates scaled far up and down (rank-based losses such
+    # as ensloss only react when sample 0 changes rank)
+    variants = [batch(k, b, 100 + t) for t in range(4)] + [(s * x, y) for s in (10.0, -10.0, 0.1)]
+    for x2, y2 in variants:
+        x2, y2 = x2.clone(), y2.clone()
         x2[0], y2[0] = x[0], y[0]  # same sample 0, new batch-mates
         out, grad = h.value_and_grad(x2, y2)
         # tight tolerances: saturated losses (AnyLoss at L = 73) move sample 0's gradient only a little

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import LossBase, LossInfo, Param, is_binary
+from lossbench.losses.base import LossBase, LossInfo, Param, is_binary, softmax_rows
 from lossbench.losses.registry import register_loss
 
 CITATION = (
@@ -49,7 +49,7 @@ class _AnyLoss(LossBase):
         raise NotImplementedError
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
-        probs = torch.softmax(input, dim=1)
+        probs = softmax_rows(input)
         if is_binary(input):
             probs, y = probs[:, 1:], target[:, None].to(input.dtype)
         else:
@@ -102,7 +102,7 @@ class AnyLossAccuracy(_AnyLoss):
         return (tp + tn) / (tp + fn + fp + tn)
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
-        probs = torch.softmax(input, dim=1)
+        probs = softmax_rows(input)
         if is_binary(input):
             probs, y = probs[:, 1:], target[:, None].to(input.dtype)
         else:

@@ -240,6 +240,26 @@ def is_binary(input: torch.Tensor) -> bool:
     return input.ndim == 2 and input.shape[1] == 2
 
 
+def log_softmax_rows(input: torch.Tensor) -> torch.Tensor:
+    """log_softmax over classes as z - logsumexp(z).
+
+    Same values as ``torch.log_softmax(input, 1)``, but several times faster on CPU for the
+    narrow (batch, K) inputs of classification (torch's softmax kernels vectorise over the
+    class dimension, which is short here); see docs/performance.md.
+    """
+    return input - torch.logsumexp(input, dim=1, keepdim=True)
+
+
+def softmax_rows(input: torch.Tensor) -> torch.Tensor:
+    """softmax over classes, computed as exp(log_softmax_rows(input))."""
+    return log_softmax_rows(input).exp()
+
+
+def log_p_true(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """log softmax(z)_y without materialising the whole log_softmax matrix."""
+    return input.gather(1, target[:, None]).squeeze(1) - torch.logsumexp(input, dim=1)
+
+
 def class_priors(class_counts: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Training class frequencies pi_k = n_k / n; empty classes count as one sample so log pi stays finite."""
     counts = torch.as_tensor(class_counts, dtype=dtype, device=device).clamp_min(1)

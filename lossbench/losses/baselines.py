@@ -7,7 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import LossBase, LossInfo, Param, class_priors
+from lossbench.losses.base import LossBase, LossInfo, Param, class_priors, log_p_true, softmax_rows
 from lossbench.losses.registry import register_loss
 
 BOTH = frozenset({"binary", "multiclass"})
@@ -39,10 +39,6 @@ def class_balanced_weights(
     w = (1 - beta) / effective
     w = w / w.sum() * len(counts)
     return w.to(device=device, dtype=dtype)
-
-
-def _log_p_true(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.log_softmax(input, dim=1).gather(1, target[:, None]).squeeze(1)
 
 
 def _focal_term(logp: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -114,7 +110,7 @@ class FocalLoss(LossBase):
     )
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
-        return _focal_term(_log_p_true(input, target), self.gamma)
+        return _focal_term(log_p_true(input, target), self.gamma)
 
 
 _CB_BETA = Param(
@@ -168,7 +164,7 @@ class ClassBalancedFocalLoss(LossBase):
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
         w = class_balanced_weights(self.context["class_counts"], self.beta, input.device, input.dtype)
-        return w[target] * _focal_term(_log_p_true(input, target), self.gamma)
+        return w[target] * _focal_term(log_p_true(input, target), self.gamma)
 
 
 @register_loss
@@ -323,6 +319,6 @@ class BrierLoss(LossBase):
     )
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
-        p = torch.softmax(input, dim=1)
+        p = softmax_rows(input)
         p_y = p.gather(1, target[:, None]).squeeze(1)
         return (p * p).sum(1) - 2 * p_y + 1

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import LossBase, LossInfo, Param
+from lossbench.losses.base import LossBase, LossInfo, Param, log_p_true
 from lossbench.losses.registry import register_loss
 
 CITATION = (
@@ -51,8 +51,7 @@ def comp_sum(logp_y: torch.Tensor, tau: float) -> torch.Tensor:
 
 
 def _logp_y(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    # -cross_entropy is log p_y through one fused kernel (cheaper than log_softmax + gather)
-    return -F.cross_entropy(input, target, reduction="none")
+    return log_p_true(input, target)
 
 
 @register_loss
@@ -76,6 +75,8 @@ class CompSumLoss(LossBase):
     )
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
+        if self.tau == 1:
+            return F.cross_entropy(input, target, reduction="none")  # bit-identical to ce
         return comp_sum(_logp_y(input, target), self.tau)
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.errors import LossInputError
-from lossbench.losses.base import LossBase, LossInfo, Param
+from lossbench.losses.base import LossBase, LossInfo, Param, softmax_rows
 from lossbench.losses.registry import register_loss
 
 CITATION = (
@@ -145,7 +145,7 @@ class ALDRKLLoss(LossBase):
         f = _normalise(input) if self.normalize else input
         with torch.no_grad():
             old = self.lambdas[index].to(device=f.device, dtype=f.dtype)
-            p = torch.softmax(f / old[:, None], dim=1) + 1e-5
+            p = softmax_rows(f / old[:, None]) + 1e-5
             p = p / p.sum(1, keepdim=True)
             kl = (p * (p * k).log()).sum(1)
             new = self.lambda0 - self.lambda0 * kl / (self.alpha * log_k)

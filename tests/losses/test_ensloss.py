@@ -49,8 +49,8 @@ def test_matches_the_reference_algorithm_on_a_small_batch() -> None:
     x = torch.tensor([[0.0, 2.0], [0.0, -1.0], [0.0, 0.5], [0.0, 3.0]])
     y = torch.tensor([1, 1, 0, 0])
     margins = torch.tensor([2.0, -1.0, -0.5, -3.0])
-    g = torch.Generator().manual_seed(5)
-    draws = (-torch.exp(torch.randn(4, generator=g, dtype=torch.float64))).clamp_min(-1).sort().values.float()
+    draws = make_loss("ensloss", seed=5).draw_derivatives(4).float()  # same seed, same draws
+    assert (draws.diff() >= 0).all()
     deriv = torch.empty(4)
     deriv[margins.argsort()] = draws
     deriv = torch.where(margins > 1, deriv / margins, deriv) - 1e-6
@@ -61,3 +61,20 @@ def test_matches_the_reference_algorithm_on_a_small_batch() -> None:
 def test_binary_only() -> None:
     with pytest.raises(LossInputError, match="binary"):
         make_loss("ensloss", seed=0)(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
+
+
+def test_sorted_draws_are_sorted_standard_normals() -> None:
+    from scipy import stats
+
+    loss = make_loss("ensloss", seed=0)
+    eps = loss.sorted_normals(20_000)
+    assert (eps.diff() >= 0).all()
+    assert stats.kstest(eps.numpy(), "norm").pvalue > 1e-3
+    # every batch gets fresh draws
+    assert not torch.equal(loss.sorted_normals(50), loss.sorted_normals(50))
+
+
+def test_derivatives_follow_box_cox() -> None:
+    loss = make_loss("ensloss", {"lam": 0.5}, seed=0)
+    d = loss.draw_derivatives(1000)
+    assert (d.diff() >= 0).all() and (d >= -1).all() and (d <= 0).all()
