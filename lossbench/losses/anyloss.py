@@ -1,7 +1,8 @@
 """AnyLoss: confusion-matrix metrics turned into differentiable losses.
 
-Checked against the authors' code as described in ``doheonhan/anyloss`` (README) and
-``doheonhan/anyloss_extension`` (``AnyLoss_Code.ipynb``): amplifying function
+Follows the authors' code as recorded in the project's loss catalogue (``doheonhan/anyloss``
+README and ``doheonhan/anyloss_extension`` ``AnyLoss_Code.ipynb``; the notebooks were not
+re-read for this module): amplifying function
 ``A(p) = 1 / (1 + exp(-L (p - 0.5)))`` with L = 73, soft confusion matrix over the batch,
 loss = 1 - metric. Two deliberate differences: counts are those of the batch (the original
 divides accuracy, G-mean and balanced accuracy by the training-set size), and a small
@@ -14,6 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from lossbench.losses.base import LossBase, LossInfo, Param, is_binary, softmax_rows
 from lossbench.losses.registry import register_loss
@@ -98,7 +100,7 @@ class AnyLossAccuracy(_AnyLoss):
         batch_dependent=False,
     )
 
-    def metric(self, tp, fn, fp, tn):  # type: ignore[no-untyped-def]
+    def metric(self, tp: Tensor, fn: Tensor, fp: Tensor, tn: Tensor) -> Tensor:
         return (tp + tn) / (tp + fn + fp + tn)
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
@@ -118,7 +120,7 @@ class AnyLossF1(_AnyLoss):
 
     info = _info("anyloss-f1", "F1", "1 - 2TP / (2TP + FN + FP)")
 
-    def metric(self, tp, fn, fp, tn):  # type: ignore[no-untyped-def]
+    def metric(self, tp: Tensor, fn: Tensor, fp: Tensor, tn: Tensor) -> Tensor:
         return 2 * tp / (2 * tp + fn + fp + self.eps)
 
 
@@ -140,7 +142,7 @@ class AnyLossFBeta(_AnyLoss):
         },
     )
 
-    def metric(self, tp, fn, fp, tn):  # type: ignore[no-untyped-def]
+    def metric(self, tp: Tensor, fn: Tensor, fp: Tensor, tn: Tensor) -> Tensor:
         b2 = self.beta**2
         return (1 + b2) * tp / ((1 + b2) * tp + b2 * fn + fp + self.eps)
 
@@ -156,7 +158,7 @@ class AnyLossGMean(_AnyLoss):
         caveats="Keeps the paper's square root (the extension's sur_gmean drops it).",
     )
 
-    def metric(self, tp, fn, fp, tn):  # type: ignore[no-untyped-def]
+    def metric(self, tp: Tensor, fn: Tensor, fp: Tensor, tn: Tensor) -> Tensor:
         # eps inside the sqrt keeps the gradient finite when either rate is zero
         return (tp / (tp + fn + self.eps) * tn / (tn + fp + self.eps) + self.eps).sqrt()
 
@@ -167,5 +169,5 @@ class AnyLossBalancedAccuracy(_AnyLoss):
 
     info = _info("anyloss-bacc", "balanced accuracy", "1 - (TP / (TP + FN) + TN / (TN + FP)) / 2")
 
-    def metric(self, tp, fn, fp, tn):  # type: ignore[no-untyped-def]
+    def metric(self, tp: Tensor, fn: Tensor, fp: Tensor, tn: Tensor) -> Tensor:
         return 0.5 * (tp / (tp + fn + self.eps) + tn / (tn + fp + self.eps))
