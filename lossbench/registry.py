@@ -71,7 +71,8 @@ class Registry(Generic[T]):
     def suggest(self, name: str) -> str:
         close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
         if close:
-            return "Did you mean " + " or ".join(repr(c) for c in close) + f"? See `lossbench list {self.plural}`."
+            names = " or ".join(repr(c) for c in close)
+            return f"Did you mean {names}? See `lossbench list {self.plural}`."
         return f"See `lossbench list {self.plural}` for the available names."
 
     def names(self) -> list[str]:

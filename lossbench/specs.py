@@ -80,9 +80,11 @@ class ObjectiveSpec:
         params = split_params(rest, ",", f"loss spec {text!r}")
         if name in LOSSES:
             cls_ = LOSSES.get(name)
-            cls_(**params, **_dummy_context(cls_.info.needs))  # validates parameters now, at the boundary
+            # validates parameters now, at the boundary
+            cls_(**params, **_dummy_context(cls_.needs_for(params)))
             info = cls_.info
-            kept = {k: v for k, v in _validated(info.params, name, params).items() if v != info.params[k].default}
+            validated = _validated(info.params, name, params)
+            kept = {k: v for k, v in validated.items() if v != info.params[k].default}
             return cls(name, "loss", tuple(sorted(kept.items())))
         if name in METHODS:
             mcls = METHODS.get(name)
@@ -91,9 +93,8 @@ class ObjectiveSpec:
                 raise SpecError(f"Method {name!r} wraps unknown loss {base!r}.", LOSSES.suggest(str(base)))
             mcls(**params)
             info_m = mcls.info
-            kept = {
-                k: v for k, v in _validated(info_m.params, name, params).items() if v != info_m.params[k].default
-            }
+            validated_m = _validated(info_m.params, name, params)
+            kept = {k: v for k, v in validated_m.items() if v != info_m.params[k].default}
             return cls(name, "method", tuple(sorted(kept.items())), base=base)
         known = LOSSES.names() + METHODS.names()
         import difflib
@@ -178,7 +179,9 @@ def short_hash(obj: Any, n: int = 16) -> str:
 
 
 #: The columns whose values identify a trial; trial_id is their hash.
-KEY_FIELDS = ("suite", "suite_version", "task", "dataset", "data_hash", "loss", "loss_version", "seed", "config_hash")
+KEY_FIELDS = (
+    "suite", "suite_version", "task", "dataset", "data_hash", "loss", "loss_version", "seed", "config_hash",
+)
 
 
 @dataclass(frozen=True)

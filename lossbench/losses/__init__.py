@@ -6,7 +6,15 @@ Importing this package registers every built-in loss::
     loss = make_loss("focal", {"gamma": 1.0})
 """
 
-from lossbench.losses import anyloss, baselines  # noqa: F401  (registers the losses)
+from lossbench.losses import (  # noqa: F401  (importing registers the losses)
+    anyloss,
+    baselines,
+    comp_sum,
+    ensloss,
+    ldr,
+    reweighting,
+    z_loss,
+)
 from lossbench.losses.base import LossBase, LossInfo, Param
 from lossbench.losses.registry import LOSSES, make_loss, register_loss
 

@@ -105,6 +105,9 @@ class LossInfo:
     batch_level: bool = False  # returns one value per batch, not one per sample
     version: str = "1"
     caveats: str = ""
+    #: False when autograd returns a deliberate surrogate (detached weights, random
+    #: derivatives, state updated from the input), so finite differences cannot agree.
+    exact_gradient: bool = True
 
     def __post_init__(self) -> None:
         unknown = set(self.tasks) - TASKS
@@ -152,7 +155,9 @@ class LossBase(nn.Module):
             value = param.validate(name, pname, kwargs.get(pname, param.default))
             self.params[pname] = value
             setattr(self, pname, value)
-        for need in self.info.needs & CONTEXT_NEEDS:
+        #: What this instance needs; wrappers add the needs of the loss they wrap.
+        self.needs: frozenset[str] = type(self).needs_for(self.params)
+        for need in self.needs & CONTEXT_NEEDS:
             if context.get(need) is None:
                 raise SpecError(
                     f"Loss {name!r} needs {need!r} at construction.",
@@ -160,20 +165,29 @@ class LossBase(nn.Module):
                 )
         self.context = context
 
+    @classmethod
+    def needs_for(cls, params: Mapping[str, Any]) -> frozenset[str]:
+        """What the loss needs when built with ``params`` (``info.needs`` unless a wrapper adds more)."""
+        return cls.info.needs
+
     # -- input guards -------------------------------------------------------------------------------
     def check_inputs(self, input: torch.Tensor, target: torch.Tensor) -> None:
         name = self.info.name
         if not torch.is_tensor(input) or not torch.is_tensor(target):
-            raise LossInputError(f"Loss {name!r} takes tensors; got {type(input).__name__} and {type(target).__name__}.")
+            raise LossInputError(
+                f"Loss {name!r} takes tensors; got {type(input).__name__} and {type(target).__name__}."
+            )
         if self.info.input in ("logits", "probabilities"):
             if input.ndim != 2:
                 raise LossInputError(
-                    f"Loss {name!r} expects {self.info.input} of shape (batch, n_classes); got shape {tuple(input.shape)}.",
+                    f"Loss {name!r} expects {self.info.input} of shape (batch, n_classes); "
+                    f"got shape {tuple(input.shape)}.",
                     "For one-logit binary outputs, stack them as (batch, 2) logits [0, z].",
                 )
             if target.ndim != 1 or target.shape[0] != input.shape[0]:
                 raise LossInputError(
-                    f"Loss {name!r} expects integer labels of shape ({input.shape[0]},); got {tuple(target.shape)}."
+                    f"Loss {name!r} expects integer labels of shape ({input.shape[0]},); "
+                    f"got {tuple(target.shape)}."
                 )
             if target.dtype.is_floating_point or target.dtype == torch.bool:
                 raise LossInputError(
@@ -192,7 +206,7 @@ class LossBase(nn.Module):
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
         self.check_inputs(input, target)
-        for need in self.info.needs & CALL_NEEDS:
+        for need in self.needs & CALL_NEEDS:
             if extras.get(need) is None:
                 raise LossInputError(
                     f"Loss {self.info.name!r} needs {need!r} in each call.",
@@ -210,5 +224,43 @@ class LossBase(nn.Module):
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
         raise NotImplementedError
 
+    def require_classes(self, input: torch.Tensor, minimum: int, hint: str) -> None:
+        """Refuse inputs with fewer than ``minimum`` classes, naming the fix."""
+        if input.shape[1] < minimum:
+            raise LossInputError(
+                f"Loss {self.info.name!r} needs at least {minimum} classes; got {input.shape[1]}.", hint
+            )
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.params.items())
+
+
+def is_binary(input: torch.Tensor) -> bool:
+    """True for two-logit inputs (binary tasks: class 1 is the positive class)."""
+    return input.ndim == 2 and input.shape[1] == 2
+
+
+def log_softmax_rows(input: torch.Tensor) -> torch.Tensor:
+    """log_softmax over classes as z - logsumexp(z).
+
+    Same values as ``torch.log_softmax(input, 1)``, but several times faster on CPU for the
+    narrow (batch, K) inputs of classification (torch's softmax kernels vectorise over the
+    class dimension, which is short here); see docs/performance.md.
+    """
+    return input - torch.logsumexp(input, dim=1, keepdim=True)
+
+
+def softmax_rows(input: torch.Tensor) -> torch.Tensor:
+    """softmax over classes, computed as exp(log_softmax_rows(input))."""
+    return log_softmax_rows(input).exp()
+
+
+def log_p_true(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """log softmax(z)_y without materialising the whole log_softmax matrix."""
+    return input.gather(1, target[:, None]).squeeze(1) - torch.logsumexp(input, dim=1)
+
+
+def class_priors(class_counts: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Training class frequencies pi_k = n_k / n; empty classes count as one sample so log pi stays finite."""
+    counts = torch.as_tensor(class_counts, dtype=dtype, device=device).clamp_min(1)
+    return counts / counts.sum()

@@ -24,5 +24,6 @@ def make_loss(name: str, params: Mapping[str, Any] | None = None, **context: Any
     can always offer everything they know.
     """
     cls = LOSSES.get(name)
-    wanted = {k: v for k, v in context.items() if k in cls.info.needs and k in CONTEXT_NEEDS}
+    needs = cls.needs_for(dict(params or {}))
+    wanted = {k: v for k, v in context.items() if k in needs and k in CONTEXT_NEEDS}
     return cls(**dict(params or {}), **wanted)
