@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 import lossbench
+from lossbench.cli.check_loss import check_loss
 from lossbench.cli.listing import list_command
 from lossbench.cli.report import report_command
 from lossbench.cli.run import run_command
@@ -41,6 +42,7 @@ app.command("run")(run_command)
 app.command("list")(list_command)
 app.command("status")(status_command)
 app.command("report")(report_command)
+app.command("check-loss")(check_loss)
 
 
 def main() -> None:

@@ -75,7 +75,8 @@ class Method:
 
     def loss_kwargs(self, loss: nn.Module, batch: Batch, state: StepState) -> dict[str, Any]:
         """Per-call extras the loss declared in ``info.needs``."""
-        needs = getattr(getattr(loss, "info", None), "needs", frozenset())
+        # the instance's needs: a wrapper loss (dro-kl) adds those of the loss it wraps
+        needs = getattr(loss, "needs", frozenset())
         extras: dict[str, Any] = {}
         if "sample_index" in needs:
             extras["sample_index"] = batch.index
