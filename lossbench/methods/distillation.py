@@ -75,8 +75,9 @@ class DHKD(Method):
         teacher = copy.deepcopy(model)  # same architecture and initial weights; copying draws no randomness
         teacher_loss = make_loss("ce").to(context.device)
         # Training the teacher must not shift the global RNG stream the student's dropout would see.
-        with torch.random.fork_rng(devices=[]):
-            context.fit(teacher, teacher_loss, Plain())
+        dev = torch.device(context.device)
+        with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+            fitted = context.fit(teacher, teacher_loss, Plain())
         teacher.eval()
         with torch.no_grad():
             self.teacher_logits = teacher(prepared.train.X).detach()
@@ -84,6 +85,9 @@ class DHKD(Method):
         self.teacher_metrics = {
             f"teacher_{k}": float(v) for k, v in context.task.evaluate(teacher, prepared, "test", wanted).items()
         }
+        # The student's train_s starts after setup; the teacher's cost is reported on its own.
+        self.teacher_metrics["teacher_train_s"] = float(fitted.train_s)
+        self.teacher_metrics["teacher_epochs_run"] = float(fitted.epochs_run)
         # The auxiliary head reads the penultimate features, like the main head (the reference's linear variant).
         self.aux = seeded_linear(head.in_features, head.out_features, state.generator or torch.Generator()).to(
             head.weight.device

@@ -75,12 +75,15 @@ class _RankMixup(Method):
     def mixes(
         self, model: nn.Module, batch: Batch, state: StepState
     ) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
-        """``num_mixup`` (logits of the mixed batch, partner labels, λ), each with its own λ and permutation."""
-        out = []
-        for _ in range(int(self.params["num_mixup"])):
-            x_mix, y_partner, lam, _ = mixup_batch(batch.x, batch.y, float(self.params["a"]), state.generator)
-            out.append((model(x_mix), y_partner, lam))
-        return out
+        """``num_mixup`` (logits of the mixed batch, partner labels, λ), each with its own λ and permutation.
+
+        All mixed batches go through the model in one forward pass, separate from the raw batch, as in the reference's
+        ``forward_multimixup`` (this matters for batch norm statistics).
+        """
+        drawn = [mixup_batch(batch.x, batch.y, float(self.params["a"]), state.generator)
+                 for _ in range(int(self.params["num_mixup"]))]
+        logits = model(torch.cat([x_mix for x_mix, _, _, _ in drawn])).split(len(batch.y))
+        return [(out, y_partner, lam) for out, (_, y_partner, lam, _) in zip(logits, drawn, strict=True)]
 
 
 @register_method
