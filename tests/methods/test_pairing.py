@@ -10,7 +10,7 @@ import torch
 
 import lossbench.trial
 from lossbench.trial import execute
-from tests.methods.conftest import make_spec
+from tests.methods.trials import make_spec
 
 URI = "synthetic:classification#n=240&classes=3&minority=0.3"
 REAL_TRAIN = lossbench.trial.train

@@ -6,7 +6,7 @@ import pytest
 
 from lossbench.methods import METHODS
 from lossbench.trial import execute
-from tests.methods.conftest import make_spec
+from tests.methods.trials import make_spec
 
 BINARY = "synthetic:classification#n=240&minority=0.4"
 MULTI = "synthetic:classification#n=240&classes=3&minority=0.3"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from lossbench.specs import ObjectiveSpec, TrialSpec
 from lossbench.trial import cached_dataset
 
@@ -31,8 +29,3 @@ def make_spec(loss: str, seed: int = 0, uri: str = URI, epochs: int = 3, **train
         metrics=("accuracy", "log_loss", "ece"),
         primary_metric="accuracy",
     )
-
-
-@pytest.fixture
-def spec_factory():
-    return make_spec
