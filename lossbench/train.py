@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lossbench.methods.base import Batch, Method, StepState
+from lossbench.methods.base import Batch, Method, MethodContext, StepState
 from lossbench.metrics import METRICS
 from lossbench.tasks.base import Prepared, TaskType
 
@@ -77,15 +77,25 @@ def train(
     seed: int,
     primary_metric: str,
     deadline: float | None = None,
+    metrics: tuple[str, ...] = (),
 ) -> TrainResult:
     """Train ``model`` in place; on return it holds the weights of the best validation epoch."""
     epochs = int(training.get("epochs", 30))
     batch_size = int(training.get("batch_size", 64))
     patience = int(training.get("patience", 10))
-    params = [p for p in [*model.parameters(), *loss.parameters()] if p.requires_grad]
-    optimizer = make_optimizer(params, training)
     state = StepState(generator=torch.Generator(device="cpu").manual_seed(seed + 7919))
-    method.setup(model, prepared, loss, state)
+
+    def fit(other: nn.Module, other_loss: nn.Module, other_method: Method) -> TrainResult:
+        # Same loop, configuration, seed and deadline: a teacher sees the same batches as the student.
+        return train(task, other, prepared, other_loss, other_method, training=training, seed=seed,
+                     primary_metric=primary_metric, deadline=deadline, metrics=metrics)
+
+    context = MethodContext(task=task, training=training, seed=seed, primary_metric=primary_metric,
+                            metrics=tuple(metrics), device=prepared.train.X.device, deadline=deadline, fit=fit)
+    # Setup runs before the optimiser is built, so parameters a method adds (an auxiliary head) are optimised too.
+    method.setup(model, prepared, loss, state, context)
+    params = [p for p in [*model.parameters(), *loss.parameters(), *method.parameters()] if p.requires_grad]
+    optimizer = make_optimizer(params, training)
 
     metric = METRICS.get(primary_metric)
     sign = 1.0 if metric.greater_is_better else -1.0

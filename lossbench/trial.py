@@ -152,7 +152,8 @@ def _run(spec: TrialSpec, row: dict[str, Any]) -> TrialResult:
     loss.to(spec.device)
 
     result = train(task, model, prepared, loss, method, training=spec.config.get("training", {}),
-                   seed=spec.seed, primary_metric=spec.primary_metric, deadline=deadline)
+                   seed=spec.seed, primary_metric=spec.primary_metric, deadline=deadline,
+                   metrics=tuple(spec.metrics))
     final = method.finish(model, prepared)
     t_eval = time.perf_counter()
     metrics = task.evaluate(final, prepared, "test", spec.metrics)

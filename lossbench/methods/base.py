@@ -8,7 +8,7 @@ registered in :data:`METHODS`, so a suite runs them like losses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -37,6 +37,24 @@ class StepState:
     step: int = 0
     generator: torch.Generator | None = None  # seeded from the trial, for methods that draw randomness
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MethodContext:
+    """What a method may need beyond the model and the data: passed to :meth:`Method.setup` by the loop.
+
+    ``fit(model, loss, method)`` trains another model with the same loop, configuration and seed
+    (a distillation teacher); it returns the loop's result and leaves the best weights in ``model``.
+    """
+
+    task: Any  # the TaskType (evaluate, predict); typed loosely to keep this module free of task imports
+    training: Mapping[str, Any]
+    seed: int
+    primary_metric: str
+    metrics: tuple[str, ...] = ()
+    device: torch.device | str = "cpu"
+    deadline: float | None = None
+    fit: Callable[[nn.Module, nn.Module, Method], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +88,14 @@ class Method:
         for k, v in self.params.items():
             setattr(self, k, v)
 
-    def setup(self, model: nn.Module, prepared: Any, loss: nn.Module, state: StepState) -> None:
-        """Called once before training (a distillation method trains its teacher here)."""
+    def setup(
+        self, model: nn.Module, prepared: Any, loss: nn.Module, state: StepState, context: MethodContext | None = None
+    ) -> None:
+        """Called once before training, before the optimiser exists (a distillation method trains its teacher here)."""
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Trainable tensors the method adds (an auxiliary head); the loop's optimiser updates them too."""
+        return []
 
     def loss_kwargs(self, loss: nn.Module, batch: Batch, state: StepState) -> dict[str, Any]:
         """Per-call extras the loss declared in ``info.needs``."""
