@@ -110,3 +110,30 @@ def test_help_explains_every_verb() -> None:
         assert verb in top.output
         sub = invoke(verb, "--help")
         assert sub.exit_code == 0 and "Example" in sub.output
+
+
+def test_check_loss_all_passes_and_a_broken_loss_fails() -> None:
+    result = invoke("check-loss", "--all", "--format", "json")
+    assert result.exit_code == 0, result.output
+    checks = json.loads(result.output)
+    assert {c["loss"] for c in checks} >= {"ce", "focal", "anyloss-f1", "z-loss", "aldr-kl"}
+    assert all(c["passed"] is not False for c in checks)
+    unknown = runner.invoke(app, ["check-loss", "focl"])
+    assert unknown.exit_code == 2 and "Did you mean 'focal'" in unknown.output
+
+    import torch
+
+    from lossbench.losses import LOSSES, LossBase, LossInfo, register_loss
+
+    class OverflowingLoss(LossBase):
+        info = LossInfo(name="test-overflow", family="test", tasks=frozenset({"binary", "multiclass"}),
+                        input="logits", params={}, citation="test only")
+
+        def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: object) -> torch.Tensor:
+            return torch.exp(input).sum(dim=1)  # overflows to inf at large logits
+
+    if "test-overflow" not in LOSSES:
+        register_loss(OverflowingLoss)
+    broken = runner.invoke(app, ["check-loss", "test-overflow"])
+    assert broken.exit_code == 1, broken.output
+    assert "fail" in broken.output.lower()

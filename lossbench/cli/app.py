@@ -8,6 +8,7 @@ import typer
 
 import lossbench
 from lossbench.cli.check_loss import check_loss
+from lossbench.cli.errors import handles_errors
 from lossbench.cli.listing import list_command
 from lossbench.cli.report import report_command
 from lossbench.cli.run import run_command
@@ -42,7 +43,7 @@ app.command("run")(run_command)
 app.command("list")(list_command)
 app.command("status")(status_command)
 app.command("report")(report_command)
-app.command("check-loss")(check_loss)
+app.command("check-loss")(handles_errors(check_loss))
 
 
 def main() -> None:
