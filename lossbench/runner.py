@@ -8,9 +8,11 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from joblib import Parallel, delayed
+from joblib.externals.loky.process_executor import BrokenProcessPool
 
 from lossbench.backends import BackendConfig, parallel_backend
 from lossbench.errors import UserError
@@ -19,7 +21,7 @@ from lossbench.sources import load_dataset
 from lossbench.specs import ObjectiveSpec, TrialSpec
 from lossbench.store import ResultStore
 from lossbench.suite import Suite
-from lossbench.trial import TrialResult, execute
+from lossbench.trial import TrialResult, crashed, execute
 
 
 @dataclass
@@ -61,6 +63,7 @@ def expand(
     trial_timeout: float | None = None,
     device: str = "cpu",
     threads: int = 1,
+    plugins: Sequence[str] = (),
 ) -> tuple[list[TrialSpec], dict[str, str]]:
     hashes = resolve_datasets(suite, datasets)
     objectives = resolve_losses(suite, losses)
@@ -81,6 +84,7 @@ def expand(
             trial_timeout=trial_timeout,
             device=device,
             threads=threads,
+            plugins=tuple(plugins),
         )
         for uri, data_hash in hashes.items()
         for seed in seed_list
@@ -98,20 +102,64 @@ def plan(store: ResultStore | None, suite: Suite, rerun: str = "none", **kwargs:
     return Plan(suite, trials, pending, len(trials) - len(pending), hashes)
 
 
-def _worker_execute(spec: TrialSpec, run_id: str, backend: str) -> TrialResult:
-    return execute(spec, run_id=run_id, backend=backend)
+def _worker_execute(spec: TrialSpec, run_id: str, backend: str, marker_dir: str | None) -> TrialResult:
+    return execute(spec, run_id=run_id, backend=backend, marker_dir=marker_dir)
 
 
-def dispatch(pending: Sequence[TrialSpec], backend: BackendConfig, run_id: str) -> Iterator[TrialResult]:
-    """Run trials in parallel workers and yield each result as soon as it finishes."""
+def dispatch(
+    pending: Sequence[TrialSpec], backend: BackendConfig, run_id: str, marker_dir: str | None = None
+) -> Iterator[TrialResult]:
+    """Run trials in parallel workers and yield each result as soon as it finishes.
+
+    When a loky worker dies mid-trial (killed, segfault, out of memory), the pool breaks:
+    the trials that were in flight are retried once, each alone in a fresh worker, and
+    recorded as ``crashed`` if they kill it again; the rest of the grid goes on.
+    """
     if backend.name == "loky" and (backend.n_jobs == 1 or len(pending) <= 1):
         for spec in pending:
             yield execute(spec, run_id=run_id, backend="sequential")
         return
-    with parallel_backend(backend) as kwargs:
-        yield from Parallel(return_as="generator_unordered", **kwargs)(
-            delayed(_worker_execute)(spec, run_id, backend.name) for spec in pending
-        )
+    remaining = list(pending)
+    while remaining:
+        received: set[str] = set()
+        try:
+            with parallel_backend(backend) as kwargs:
+                for result in Parallel(return_as="generator_unordered", **kwargs)(
+                    delayed(_worker_execute)(spec, run_id, backend.name, marker_dir) for spec in remaining
+                ):
+                    received.add(result.row["trial_id"])
+                    yield result
+            return
+        except BrokenProcessPool as exc:
+            unfinished = [s for s in remaining if s.trial_id not in received]
+            suspects = in_flight_trials(marker_dir, unfinished) or unfinished[:1]
+            for spec in suspects:
+                yield run_isolated(spec, run_id, backend, marker_dir, reason=str(exc).splitlines()[0])
+            done = {s.trial_id for s in suspects}
+            remaining = [s for s in unfinished if s.trial_id not in done]
+
+
+def in_flight_trials(marker_dir: str | None, candidates: Sequence[TrialSpec]) -> list[TrialSpec]:
+    if not marker_dir:
+        return []
+    names = {p.name.split(".")[0] for p in Path(marker_dir).glob("*.*")}
+    for p in Path(marker_dir).glob("*.*"):
+        p.unlink(missing_ok=True)
+    return [s for s in candidates if s.trial_id in names]
+
+
+def run_isolated(
+    spec: TrialSpec, run_id: str, backend: BackendConfig, marker_dir: str | None, reason: str
+) -> TrialResult:
+    """Retry one trial alone in a fresh worker process; ``crashed`` if that worker dies too."""
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    # joblib runs n_jobs=1 in the calling process; a worker process of our own keeps the driver safe
+    try:
+        with ProcessPoolExecutor(max_workers=1, env={"OMP_NUM_THREADS": str(backend.threads)}) as executor:
+            return executor.submit(_worker_execute, spec, run_id, "loky", None).result()
+    except BrokenProcessPool as exc:
+        return crashed(spec, run_id, "loky", 2, f"worker process died twice running this trial: {reason}; {exc}")
 
 
 def new_run_id() -> str:
@@ -147,11 +195,12 @@ def run(
     store.open_for_writing()
     store.record_run(manifest_entry(run_id, the_plan.suite, the_plan, options or {}))
     rows: list[dict[str, Any]] = []
-    for result in dispatch(the_plan.pending, (backend or BackendConfig()).validate(), run_id):
-        store.append([result.row], result.curves, run_id)
-        rows.append(result.row)
-        if on_result is not None:
-            on_result(result)
+    with store.lock(), store.marker_dir(run_id) as markers:
+        for result in dispatch(the_plan.pending, (backend or BackendConfig()).validate(), run_id, markers):
+            store.append([result.row], result.curves, run_id)
+            rows.append(result.row)
+            if on_result is not None:
+                on_result(result)
     entry = next(r for r in store.read_manifest()["runs"] if r.get("run_id") == run_id)
     entry["ended_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
     entry["status_counts"] = _counts(rows)

@@ -203,6 +203,7 @@ class TrialSpec:
     trial_timeout: float | None = None
     device: str = "cpu"
     threads: int = 1
+    plugins: tuple[str, ...] = ()  # modules a worker imports first (``--plugin``): they register extra losses
 
     @property
     def config_hash(self) -> str:

@@ -15,11 +15,14 @@ re-running failed trials and compaction safe.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +108,39 @@ class ResultStore:
                 f"Cannot write to results directory {str(self.root)!r} ({exc.strerror or exc}).",
                 "Choose a writable --out directory.",
             ) from None
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One writer at a time: a second run into the same directory is refused, not interleaved."""
+        path = self.root / ".lock"
+        fh = open(path, "a+")  # noqa: SIM115  (held for the whole run)
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise ResultsError(
+                    f"Another lossbench run ({holder}) is writing to {str(self.root)!r}.",
+                    "Wait for it to finish, or write to another --out directory.",
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}")
+            fh.flush()
+            yield
+        finally:
+            fh.close()
+
+    @contextlib.contextmanager
+    def marker_dir(self, run_id: str) -> Iterator[str]:
+        """A scratch folder where workers mark the trials they are running."""
+        path = self.root / f".inflight-{run_id}"
+        path.mkdir(exist_ok=True)
+        try:
+            yield str(path)
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
     def _next_name(self, run_id: str) -> str:
         self._counter += 1

@@ -6,15 +6,20 @@ out-of-memory errors become the trial's ``status``; the run goes on.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
 import os
 import resource
+import signal
 import socket
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -82,15 +87,60 @@ def base_row(spec: TrialSpec, run_id: str, backend: str, attempt: int) -> dict[s
     }
 
 
-def execute(spec: TrialSpec, run_id: str = "", backend: str = "local", attempt: int = 1) -> TrialResult:
+@contextlib.contextmanager
+def hard_deadline(seconds: float | None) -> Iterator[None]:
+    """Interrupt a trial stuck inside one step (the loop's own check runs between batches).
+
+    SIGALRM works only in a process's main thread, which is where loky runs tasks;
+    elsewhere (threads of a dask worker) the loop's cooperative check remains.
+    """
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise TrialTimeout(f"trial ran past its time limit of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds) + 0.5)  # a little after the loop's own check
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def in_flight(marker_dir: str | None, trial_id: str) -> Iterator[None]:
+    """A marker file while the trial runs, so the driver can tell which trial a dead worker was running."""
+    if not marker_dir:
+        yield
+        return
+    path = Path(marker_dir) / f"{trial_id}.{os.getpid()}"
+    try:
+        path.touch()
+    except OSError:
+        path = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+
+def execute(
+    spec: TrialSpec, run_id: str = "", backend: str = "local", attempt: int = 1, marker_dir: str | None = None
+) -> TrialResult:
     """Run ``spec`` and return its row; never raises for a problem of the trial itself."""
+    load_plugins(spec.plugins)  # before the spec's loss name is resolved; the driver already imported them once
     started = now()
     t0 = time.perf_counter()
     row = base_row(spec, run_id, backend, attempt)
     row.update(started_at=started, status="failed", error_type="", error_msg="")
     curves: list[dict[str, Any]] = []
     try:
-        with threadpool_limits(spec.threads):
+        with in_flight(marker_dir, spec.trial_id), threadpool_limits(spec.threads), hard_deadline(spec.trial_timeout):
             torch.set_num_threads(spec.threads)
             outcome = _run(spec, row)
         row.update(outcome.row)
@@ -171,6 +221,44 @@ def _run(spec: TrialSpec, row: dict[str, Any]) -> TrialResult:
     if prepared.info.get("record"):
         out.update({k: v for k, v in prepared.info["record"].items()})
     return TrialResult(out, result.curves)
+
+
+def load_plugins(modules: tuple[str, ...] | list[str]) -> None:
+    """Import plug-ins named explicitly by the user: a module name, or a path to a ``.py`` file.
+
+    Importing them registers their losses; a path works in any worker, whatever its ``sys.path``.
+    """
+    import importlib
+    import importlib.util
+    import sys
+
+    for name in modules:
+        if name.endswith(".py"):
+            path = Path(name).resolve()
+            module_name = f"lossbench_plugin_{path.stem}"
+            if module_name in sys.modules:
+                continue
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None or not path.is_file():
+                raise UserError(f"Cannot load plug-in file {name!r}.", "Check the path.")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise UserError(f"Cannot import plug-in module {name!r} ({exc}).",
+                            "Check the module name and that it is on PYTHONPATH, or pass a .py file path.") from None
+
+
+def crashed(spec: TrialSpec, run_id: str, backend: str, attempt: int, reason: str) -> TrialResult:
+    """The row of a trial whose worker process died under it (killed, segfault, out of memory)."""
+    row = base_row(spec, run_id, backend, attempt)
+    stamp = now()
+    row.update(status="crashed", error_type="WorkerDied", error_msg=reason[:MAX_ERROR_CHARS], started_at=stamp,
+               ended_at=stamp)
+    return TrialResult(row)
 
 
 def describe(spec: TrialSpec) -> str:

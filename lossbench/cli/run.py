@@ -26,7 +26,7 @@ from lossbench.report.summary import print_summary
 from lossbench.runner import plan, run
 from lossbench.store import ResultStore
 from lossbench.suite import load_suite
-from lossbench.trial import TrialResult
+from lossbench.trial import TrialResult, load_plugins
 
 
 @handles_errors
@@ -56,6 +56,8 @@ def run_command(
                                                   "tcp://host:8786. Default: a local cluster of --n-jobs workers.")]
     = None,
     retries: Annotated[int, typer.Option("--retries", help="dask: resubmit a trial whose worker died.")] = 0,
+    plugin: Annotated[list[str] | None, typer.Option("--plugin", help="Import this module or .py file first "
+                                                     "(repeatable); it may register extra losses or methods.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
     """Run a benchmark suite and write one Parquet row per trial.
@@ -78,6 +80,7 @@ def run_command(
         raise UserError(f"--threads must be at least 1; got {threads}.")
     if trial_timeout is not None and trial_timeout <= 0:
         raise UserError(f"--trial-timeout must be positive; got {trial_timeout}.")
+    load_plugins(plugin or [])
     backend_config = BackendConfig(backend, n_jobs, scheduler, retries, threads).validate()
     the_suite = load_suite(suite)
     out_dir = out if out is not None else Path("results") / the_suite.name
@@ -90,6 +93,7 @@ def run_command(
         store, the_suite, rerun=rerun, losses=loss, datasets=dataset,
         seeds=range(seeds) if seeds is not None else None, trial_timeout=trial_timeout,
         device=resolve_device(device), threads=threads,
+        plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in plugin or []],
     )
     if dry_run:
         print_grid(the_plan.trials, {t.trial_id for t in the_plan.pending})
