@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -51,6 +52,9 @@ def run_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int, typer.Option("--threads", help="Torch/BLAS threads per worker.")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    openml_cache: Annotated[Path | None, typer.Option("--openml-cache", help="OpenML cache root holding "
+                                                      "org/openml/www/datasets/<id>/ (sets OPENML_CACHE_DIR); "
+                                                      "openml: datasets load offline from it.")] = None,
 ) -> None:
     """Run a benchmark suite and write one Parquet row per trial.
 
@@ -72,6 +76,12 @@ def run_command(
         raise UserError(f"--threads must be at least 1; got {threads}.")
     if trial_timeout is not None and trial_timeout <= 0:
         raise UserError(f"--trial-timeout must be positive; got {trial_timeout}.")
+    if openml_cache is not None:
+        if not openml_cache.expanduser().is_dir():
+            raise UserError(f"--openml-cache {str(openml_cache)!r} is not a directory.",
+                            "Pass the folder that contains org/openml/www/datasets/.")
+        # Set before planning: the driver loads every dataset, and worker processes inherit the variable.
+        os.environ["OPENML_CACHE_DIR"] = str(openml_cache.expanduser().resolve())
     the_suite = load_suite(suite)
     out_dir = out if out is not None else Path("results") / the_suite.name
     store = ResultStore(out_dir)
@@ -93,7 +103,8 @@ def run_command(
             f"{len(the_plan.pending)} to run, {the_plan.skipped_done} already done (skipped) → {out_dir}"
         )
     options = {"n_jobs": n_jobs, "rerun": rerun, "trial_timeout": trial_timeout, "device": device,
-               "threads": threads, "losses": loss, "datasets": dataset, "seeds": seeds}
+               "threads": threads, "losses": loss, "datasets": dataset, "seeds": seeds,
+               "openml_cache": str(openml_cache) if openml_cache is not None else None}
     failures = 0
     progress = Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
