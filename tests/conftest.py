@@ -1,9 +1,12 @@
-"""Shared fixtures: an isolated dataset cache per test, and copies of the vendored data beside the checkout."""
+"""Shared fixtures: an isolated dataset cache per test, and copies of the vendored data beside the checkout.
+
+Helpers are fixtures, not imports: another checkout's ``tests`` package may shadow ``tests.conftest``.
+"""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,5 +43,16 @@ def openml_cache(tmp_path: Path) -> Path:
     return root
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
+def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def snapshot() -> Callable[[Path], dict[str, bytes]]:
+    """Every file under a folder with its bytes: to prove a folder was left exactly as it was."""
+    return _snapshot
+
+
+@pytest.fixture
+def keel_multiclass() -> Path:
+    return require(KEEL_MULTICLASS)

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lossbench.errors import SuiteError
 from lossbench.metrics import METRICS
@@ -180,3 +182,16 @@ def test_csv_with_missing_values_and_categoricals_trains_end_to_end(tmp_path: Pa
     assert row["value"] == row["m_f1_tuned"]
     assert row["threshold_rule"] == "max-on-val"
     assert row["noise_type"] == "symmetric" and 0 < row["noise_realised"] < 0.25
+
+
+@settings(max_examples=40, deadline=None)
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 20)), min_size=2, max_size=60))
+def test_sweep_matches_sklearn_on_arbitrary_scores(pairs: list[tuple[int, int]]) -> None:
+    y = np.array([p[0] for p in pairs])
+    s = np.array([p[1] / 20 for p in pairs])
+    proba = np.c_[1 - s, s]
+    ts = candidates(s)
+    for name in ("f1", "mcc", "balanced_accuracy"):
+        m = METRICS.get(name)
+        assert np.allclose(m.from_counts(*confusion_at(y, s, ts)), [m(y, proba, threshold=t) for t in ts]), name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,10 @@ import pytest
 from lossbench.errors import DataError
 from lossbench.sources import load_dataset
 from lossbench.sources.cache import entry_paths
-from tests.conftest import snapshot
 
 
-def test_loads_offline_from_cache_copy(openml_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loads_offline_from_cache_copy(openml_cache: Path, monkeypatch: pytest.MonkeyPatch,
+        snapshot: Callable[[Path], dict[str, bytes]]) -> None:
     monkeypatch.setenv("OPENML_CACHE_DIR", str(openml_cache))
     before = snapshot(openml_cache)
     ds = load_dataset("openml:1068")
@@ -43,7 +44,8 @@ def test_read_only_cache_works(openml_cache: Path, monkeypatch: pytest.MonkeyPat
     assert ds.name == "pc3" and len(ds.y) == 1563
 
 
-def test_missing_dataset_fails_fast_naming_id_and_path(openml_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_dataset_fails_fast_naming_id_and_path(openml_cache: Path, monkeypatch: pytest.MonkeyPatch,
+        snapshot: Callable[[Path], dict[str, bytes]]) -> None:
     monkeypatch.setenv("OPENML_CACHE_DIR", str(openml_cache))
     before = snapshot(openml_cache)
     t0 = time.perf_counter()
@@ -55,7 +57,8 @@ def test_missing_dataset_fails_fast_naming_id_and_path(openml_cache: Path, monke
     assert snapshot(openml_cache) == before
 
 
-def test_incomplete_entry_is_not_deleted(openml_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_incomplete_entry_is_not_deleted(openml_cache: Path, monkeypatch: pytest.MonkeyPatch,
+                                         snapshot: Callable[[Path], dict[str, bytes]]) -> None:
     """openml-python rmtree()s a dataset folder when loading fails; the user's folder must survive."""
     monkeypatch.setenv("OPENML_CACHE_DIR", str(openml_cache))
     folder = openml_cache / "org" / "openml" / "www" / "datasets" / "1068"

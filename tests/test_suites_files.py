@@ -8,7 +8,6 @@ import pytest
 
 from lossbench.sources import load_dataset
 from lossbench.suite import load_suite, packaged_suites
-from tests.conftest import KEEL_MULTICLASS, require
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,8 +33,7 @@ def test_ensloss_protocol() -> None:
     assert suite.training["optimizer"] == "sgd" and suite.training["epochs"] == 300
 
 
-def test_keel_csv_suite_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    require(KEEL_MULTICLASS)
+def test_keel_csv_suite_loads(monkeypatch: pytest.MonkeyPatch, keel_multiclass: Path) -> None:
     monkeypatch.chdir(ROOT)  # the suite's csv: paths are relative to the repository root
     suite = load_suite(str(ROOT / "tests" / "suites" / "keel-multiclass.toml"))
     ds = load_dataset(suite.datasets[0])

@@ -37,7 +37,9 @@ def _accuracy_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndar
 
 
 def _balanced_accuracy_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
-    return (_safe_div(tp, tp + fn) + _safe_div(tn, tn + fp)) / 2
+    # like sklearn: the mean over the classes present in y (a split with one class gives that class's recall)
+    present = (np.asarray(tp + fn) > 0).astype(np.float64) + (np.asarray(tn + fp) > 0).astype(np.float64)
+    return _safe_div(_safe_div(tp, tp + fn) + _safe_div(tn, tn + fp), present)
 
 
 def _f1_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:

@@ -35,11 +35,19 @@ RAW_FILES = ("description.xml", "features.xml", "qualities.xml", "dataset.arff")
 
 
 def openml_cache_root() -> Path:
-    """The user's OpenML cache root: ``$OPENML_CACHE_DIR``, else openml-python's configured default."""
+    """The user's OpenML cache root: ``$OPENML_CACHE_DIR`` (read now, not at import), else openml's configured root."""
     env = os.environ.get("OPENML_CACHE_DIR")
     if env:
         return Path(env).expanduser()
-    return Path.home() / ".cache" / "openml"
+    import openml
+
+    return _root_of(openml.config.get_cache_directory())
+
+
+def _root_of(cache_directory: str) -> Path:
+    """openml reports ``<root>/org/openml/www`` (the server host reversed); the root is what it is configured with."""
+    path = Path(cache_directory)
+    return path.parents[2] if path.parts[-3:-1] == ("org", "openml") else path
 
 
 def dataset_dir(root: Path, did: int) -> Path:
@@ -76,13 +84,13 @@ def fetch(did: int, root: Path) -> tuple[pd.DataFrame, pd.Series, str, str, bool
 
     source = dataset_dir(root, did)
     files = cached_files(source, did)
-    scratch_parent = Path(tempfile.gettempdir())
-    scratch = Path(tempfile.mkdtemp(prefix=f"lossbench-openml-{did}-", dir=scratch_parent))
+    # A private scratch root: whatever openml deletes on failure is this copy, never the user's folder.
+    scratch = Path(tempfile.mkdtemp(prefix=f"lossbench-openml-{did}-"))
     work = dataset_dir(scratch, did)
     work.mkdir(parents=True)
     for f in files:
         shutil.copy2(f, work / f.name)
-    previous_root = openml.config.get_cache_directory()
+    previous_root = _root_of(openml.config.get_cache_directory())
     previous_retries = openml.config.connection_n_retries
     try:
         openml.config.set_root_cache_directory(str(scratch))
@@ -114,14 +122,9 @@ def fetch(did: int, root: Path) -> tuple[pd.DataFrame, pd.Series, str, str, bool
             f"{did}/, or run once with network access.",
         ) from None
     finally:
-        openml.config.set_root_cache_directory(str(Path(previous_root).parent.parent.parent)
-                                               if _is_openml_cache_dir(previous_root) else previous_root)
+        openml.config.set_root_cache_directory(str(previous_root))
         openml.config.connection_n_retries = previous_retries
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _is_openml_cache_dir(path: str) -> bool:
-    return Path(path).parts[-3:] == ("org", "openml", "www")
 
 
 def _copy_back(work: Path, source: Path) -> None:
