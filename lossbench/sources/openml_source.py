@@ -117,7 +117,7 @@ def fetch(did: int, root: Path) -> tuple[pd.DataFrame, pd.Series, str, str, bool
             ) from None
         raise DataError(
             f"OpenML dataset {did} is not in the OpenML cache searched at {where}, and downloading it failed "
-            f"({type(exc).__name__}: {str(exc)[:160]}).",
+            f"({_reason(exc)}).",
             "Pass --openml-cache DIR (or set OPENML_CACHE_DIR) to a cache holding org/openml/www/datasets/"
             f"{did}/, or run once with network access.",
         ) from None
@@ -125,6 +125,14 @@ def fetch(did: int, root: Path) -> tuple[pd.DataFrame, pd.Series, str, str, bool
         openml.config.set_root_cache_directory(str(previous_root))
         openml.config.connection_n_retries = previous_retries
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _reason(exc: Exception) -> str:
+    """A one-line cause: offline is the common case and needs no stack of nested URL errors."""
+    name = type(exc).__name__
+    if "Connection" in name or (isinstance(exc, OSError) and "resolution" in str(exc).lower()):
+        return f"the OpenML server could not be reached: {name}"
+    return f"{name}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
 
 
 def _copy_back(work: Path, source: Path) -> None:
