@@ -80,3 +80,9 @@ def test_positive_option(openml_cache: Path, monkeypatch: pytest.MonkeyPatch) ->
     ds = load_dataset("openml:1068#positive=False")
     assert ds.classes == ["not False", "False"]
     assert int(np.sum(ds.y)) == 1032
+
+
+def test_target_option(openml_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENML_CACHE_DIR", str(openml_cache))
+    with pytest.raises(DataError, match="no column 'nope'"):
+        load_dataset("openml:1068#target=nope")

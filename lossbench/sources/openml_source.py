@@ -77,9 +77,11 @@ def parse_id(uri: DatasetURI) -> int:
     return did
 
 
-def fetch(did: int, root: Path) -> tuple[pd.DataFrame, pd.Series, str, str, bool]:
-    """Load dataset ``did`` → (features, target, target name, dataset name, downloaded?)."""
-    os.environ["OPENML_SKIP_PARQUET"] = "true"  # the MinIO client otherwise retries for seconds per dataset
+def fetch(did: int, root: Path, target: str | None = None) -> tuple[pd.DataFrame, pd.Series, str, str, bool]:
+    """Load dataset ``did`` → (features, target, target name, dataset name, downloaded?).
+
+    ``target`` defaults to the dataset's default target attribute.
+    """
     import openml  # slow to import; only needed on a cache miss of the local Parquet cache
 
     source = dataset_dir(root, did)
@@ -92,19 +94,25 @@ def fetch(did: int, root: Path) -> tuple[pd.DataFrame, pd.Series, str, str, bool
         shutil.copy2(f, work / f.name)
     previous_root = _root_of(openml.config.get_cache_directory())
     previous_retries = openml.config.connection_n_retries
+    previous_skip = os.environ.get("OPENML_SKIP_PARQUET")
     try:
+        os.environ["OPENML_SKIP_PARQUET"] = "true"  # the MinIO client otherwise retries for seconds per dataset
         openml.config.set_root_cache_directory(str(scratch))
         openml.config.connection_n_retries = 1  # the default waits 1+2+3+4 s per missing file
         ds = openml.datasets.get_dataset(
             did, download_data=True, download_qualities=False, download_features_meta_data=True
         )
-        target = ds.default_target_attribute
-        if not target:
+        column = target or (ds.default_target_attribute or "").split(",")[0]
+        if not column:
             raise DataError(f"OpenML dataset {did} has no default target.", "Add #target=<column> to the URI.")
-        X, y, _, _ = ds.get_data(target=target.split(",")[0], dataset_format="dataframe")
+        names = [f.name for f in ds.features.values()]
+        if column not in names:
+            raise DataError(f"OpenML dataset {did} has no column {column!r}.",
+                            f"Its columns are: {', '.join(names[:20])}.")
+        X, y, _, _ = ds.get_data(target=column, dataset_format="dataframe")
         if not files:
             _copy_back(work, source)
-        return X, y, target.split(",")[0], str(ds.name), not files
+        return X, y, column, str(ds.name), not files
     except DataError:
         raise
     except Exception as exc:
@@ -122,6 +130,10 @@ def fetch(did: int, root: Path) -> tuple[pd.DataFrame, pd.Series, str, str, bool
             f"{did}/, or run once with network access.",
         ) from None
     finally:
+        if previous_skip is None:
+            os.environ.pop("OPENML_SKIP_PARQUET", None)
+        else:
+            os.environ["OPENML_SKIP_PARQUET"] = previous_skip
         openml.config.set_root_cache_directory(str(previous_root))
         openml.config.connection_n_retries = previous_retries
         shutil.rmtree(scratch, ignore_errors=True)
@@ -154,20 +166,12 @@ def load_openml(uri: DatasetURI) -> Dataset:
         raise DataError(f"Unknown option {sorted(unknown)[0]!r} in {str(uri)!r}.", "openml: URIs accept target=, positive=.")
     did = parse_id(uri)
     root = openml_cache_root()
-    X, y, target, name, downloaded = fetch(did, root)
-    if "target" in opts:
-        column = str(opts["target"])
-        frame = pd.concat([X, y.rename(target)], axis=1)
-        if column not in frame.columns:
-            raise DataError(f"OpenML dataset {did} has no column {column!r}.",
-                            f"Its columns are: {', '.join(map(str, frame.columns[:20]))}.")
-        y = frame.pop(column)
-        X = frame
+    X, y, target, name, downloaded = fetch(did, root, str(opts["target"]) if "target" in opts else None)
     X = X.reset_index(drop=True)
     X.columns = [str(c) for c in X.columns]
     labels = y.astype(object).where(y.notna(), None).reset_index(drop=True)
     codes, classes = encode_labels(labels, str(uri), opts.get("positive"))
-    meta: dict[str, Any] = {"source": "openml", "openml_id": did, "target": str(opts.get("target", target)),
+    meta: dict[str, Any] = {"source": "openml", "openml_id": did, "target": target,
                             "n_rows": len(codes), "downloaded": bool(downloaded)}
     return Dataset(name, str(uri), _plain_dtypes(X), np.asarray(codes), classes, meta)
 
