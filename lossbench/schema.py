@@ -48,6 +48,9 @@ TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "n_train": pa.int64(),
     "n_val": pa.int64(),
     "n_test": pa.int64(),
+    # decision rule and training-label noise, as the task recorded them
+    "threshold_rule": pa.string(),
+    "noise_type": pa.string(),
     # cost
     "wall_s": pa.float64(),
     "train_s": pa.float64(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -59,6 +60,9 @@ def run_command(
     plugin: Annotated[list[str] | None, typer.Option("--plugin", help="Import this module or .py file first "
                                                      "(repeatable); it may register extra losses or methods.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    openml_cache: Annotated[Path | None, typer.Option("--openml-cache", help="OpenML cache root holding "
+                                                      "org/openml/www/datasets/<id>/ (sets OPENML_CACHE_DIR); "
+                                                      "openml: datasets load offline from it.")] = None,
 ) -> None:
     """Run a benchmark suite and write one Parquet row per trial.
 
@@ -82,6 +86,12 @@ def run_command(
         raise UserError(f"--trial-timeout must be positive; got {trial_timeout}.")
     load_plugins(plugin or [])
     backend_config = BackendConfig(backend, n_jobs, scheduler, retries, threads).validate()
+    if openml_cache is not None:
+        if not openml_cache.expanduser().is_dir():
+            raise UserError(f"--openml-cache {str(openml_cache)!r} is not a directory.",
+                            "Pass the folder that contains org/openml/www/datasets/.")
+        # Set before planning: the driver loads every dataset, and worker processes inherit the variable.
+        os.environ["OPENML_CACHE_DIR"] = str(openml_cache.expanduser().resolve())
     the_suite = load_suite(suite)
     out_dir = out if out is not None else Path("results") / the_suite.name
     store = ResultStore(out_dir)
@@ -105,7 +115,8 @@ def run_command(
         )
     options = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler, "retries": retries,
                "rerun": rerun, "trial_timeout": trial_timeout, "device": device,
-               "threads": threads, "losses": loss, "datasets": dataset, "seeds": seeds}
+               "threads": threads, "losses": loss, "datasets": dataset, "seeds": seeds,
+               "openml_cache": str(openml_cache) if openml_cache is not None else None}
     failures = 0
     progress = Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -26,19 +26,49 @@ def _labels(proba: np.ndarray) -> list[int]:
     return list(range(proba.shape[1]))
 
 
-@register_metric("accuracy", greater_is_better=True, tasks=CLS, thresholded=True)
+# Vectorised binary forms on confusion counts, used by the threshold sweep; each matches its sklearn version.
+def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b != 0)
+
+
+def _accuracy_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    return _safe_div(tp + tn, tp + fp + tn + fn)
+
+
+def _balanced_accuracy_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    # like sklearn: the mean over the classes present in y (a split with one class gives that class's recall)
+    present = (np.asarray(tp + fn) > 0).astype(np.float64) + (np.asarray(tn + fp) > 0).astype(np.float64)
+    return _safe_div(_safe_div(tp, tp + fn) + _safe_div(tn, tn + fp), present)
+
+
+def _f1_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    return _safe_div(2 * tp, 2 * tp + fp + fn)
+
+
+def _mcc_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    tp, fp, tn, fn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, tn, fn))
+    return _safe_div(tp * tn - fp * fn, np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+
+
+def _gmean_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    return np.sqrt(_safe_div(tp, tp + fn) * _safe_div(tn, tn + fp))
+
+
+@register_metric("accuracy", greater_is_better=True, tasks=CLS, thresholded=True, from_counts=_accuracy_counts)
 def accuracy(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
     """Share of correct predictions."""
     return skm.accuracy_score(y, predict(proba, threshold))
 
 
-@register_metric("balanced_accuracy", greater_is_better=True, tasks=CLS, thresholded=True)
+@register_metric("balanced_accuracy", greater_is_better=True, tasks=CLS, thresholded=True,
+                 from_counts=_balanced_accuracy_counts)
 def balanced_accuracy(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
     """Mean recall over classes."""
     return skm.balanced_accuracy_score(y, predict(proba, threshold))
 
 
-@register_metric("f1", greater_is_better=True, tasks=CLS, thresholded=True)
+@register_metric("f1", greater_is_better=True, tasks=CLS, thresholded=True, from_counts=_f1_counts)
 def f1(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
     """F1 of the positive (minority) class; macro F1 for multi-class."""
     avg = "binary" if proba.shape[1] == 2 else "macro"
@@ -46,13 +76,13 @@ def f1(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
                         zero_division=0)
 
 
-@register_metric("mcc", greater_is_better=True, tasks=CLS, bounded=False, thresholded=True)
+@register_metric("mcc", greater_is_better=True, tasks=CLS, bounded=False, thresholded=True, from_counts=_mcc_counts)
 def mcc(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
     """Matthews correlation coefficient, in [-1, 1]."""
     return skm.matthews_corrcoef(y, predict(proba, threshold))
 
 
-@register_metric("gmean", greater_is_better=True, tasks=CLS, thresholded=True)
+@register_metric("gmean", greater_is_better=True, tasks=CLS, thresholded=True, from_counts=_gmean_counts)
 def gmean(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
     """Geometric mean of per-class recalls."""
     recalls = skm.recall_score(y, predict(proba, threshold), average=None, labels=_labels(proba), zero_division=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,4 +113,10 @@ def load_dataset(uri: str | DatasetURI) -> Dataset:
             f"No data source for scheme {parsed.scheme!r} in {str(parsed)!r}.",
             f"Known schemes: {', '.join(SOURCES.names())}.",
         )
-    return SOURCES.get(parsed.scheme)(parsed)
+    entry = SOURCES.entry(parsed.scheme)
+    if entry.meta.get("cached") and os.environ.get("LOSSBENCH_NO_DATA_CACHE", "") not in ("1", "true"):
+        # Slow sources (ARFF parsing) go through the local Parquet cache so each worker does not re-parse.
+        from lossbench.sources.cache import cached_load
+
+        return cached_load(str(parsed), lambda: entry.obj(parsed))
+    return entry.obj(parsed)

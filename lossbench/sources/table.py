@@ -1,4 +1,9 @@
-"""``csv:<path>#target=<column>`` and ``parquet:<path>#target=<column>``: a user's own table."""
+"""``csv:<path>#target=<column>`` and ``parquet:<path>#target=<column>``: a user's own table.
+
+Options: ``target`` (required), ``positive`` (one-vs-rest binary view), ``sep``, ``drop`` (columns separated
+by ``;``) and, for CSV, ``header=false`` for files without a header row (columns are then ``0``, ``1``, ...).
+Relative paths are relative to the working directory. ``?`` and empty cells are missing values.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from lossbench.errors import DataError
 from lossbench.sources.base import SOURCES, Dataset, encode_labels
 from lossbench.specs import DatasetURI
 
-OPTIONS = {"target", "positive", "sep", "drop"}
+OPTIONS = {"target", "positive", "sep", "drop", "header"}
 
 
 def read_table(uri: DatasetURI) -> pd.DataFrame:
@@ -21,7 +26,13 @@ def read_table(uri: DatasetURI) -> pd.DataFrame:
         if uri.scheme == "parquet":
             return pd.read_parquet(path)
         sep = uri.option_dict.get("sep", ",")
-        return pd.read_csv(path, sep=sep, compression="infer")
+        # header=false: a header-less file (KEEL style); columns are then named 0, 1, ... (target=16)
+        header = 0 if uri.option_dict.get("header", True) is not False else None
+        # skipinitialspace: "1, 2" files (KEEL) would otherwise give labels " 2" next to "2"
+        frame = pd.read_csv(path, sep=sep, compression="infer", header=header, skipinitialspace=True,
+                            na_values=["?"])
+        frame.columns = [str(c) for c in frame.columns]
+        return frame
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
         raise DataError(f"Cannot read {str(path)!r}: {exc}".rstrip(".") + ".", "Check the file's format.") from None
 

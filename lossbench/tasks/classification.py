@@ -12,11 +12,12 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from torch import nn
 
 from lossbench.errors import DataError
 from lossbench.metrics import METRICS
+from lossbench.metrics.threshold import best_threshold
 from lossbench.models import MODELS
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
@@ -43,16 +44,50 @@ def split_indices(y: np.ndarray, seed: int, test: float, val: float, uri: str) -
     return train_idx, val_idx, test_idx
 
 
+#: A categorical column keeps at most this many one-hot columns; rarer levels share one "infrequent" column.
+MAX_CATEGORIES = 32
+#: Levels seen in fewer training rows than this are treated as infrequent.
+MIN_FREQUENCY = 5
+#: Non-finite or absurdly large numeric values are treated as missing (an overflowing scaler would give NaN).
+MAX_ABS = 1e12
+MISSING = "__missing__"
+
+
+def numeric_columns(X: pd.DataFrame) -> list[str]:
+    return [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])
+            and not isinstance(X[c].dtype, pd.CategoricalDtype)]
+
+
+def clean_numeric(X: pd.DataFrame) -> pd.DataFrame:
+    """float64 with inf and huge values as NaN: a per-row rule, so it can be applied before splitting."""
+    out = X.astype(np.float64)
+    return out.where(np.isfinite(out) & (out.abs() <= MAX_ABS))
+
+
+def as_category_strings(X: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """Every categorical value as a string, missing ones as their own level (mixed types break the encoder)."""
+    frame = pd.DataFrame(X)
+    return frame.astype(object).where(frame.notna(), MISSING).astype(str).to_numpy(dtype=object)
+
+
 def make_preprocessor(X: pd.DataFrame) -> ColumnTransformer:
-    """Impute and scale numeric columns; impute and one-hot encode the others."""
-    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])]
+    """Impute and scale numeric columns; one-hot encode the others (missing = its own level).
+
+    Every statistic (medians, means, scales, category lists) is learnt in ``fit``, which the task calls on
+    the training rows only. All-NaN training columns become 0 (``keep_empty_features``), constant ones 0
+    after scaling; high-cardinality categoricals are capped at ``MAX_CATEGORIES`` one-hot columns.
+    """
+    numeric = numeric_columns(X)
     categorical = [c for c in X.columns if c not in numeric]
     return ColumnTransformer(
         [
-            ("num", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()),
+            ("num", make_pipeline(FunctionTransformer(clean_numeric, feature_names_out="one-to-one"),
+                                  SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()),
              numeric),
-            ("cat", make_pipeline(SimpleImputer(strategy="most_frequent", keep_empty_features=True),
-                                  OneHotEncoder(handle_unknown="ignore", sparse_output=False)), categorical),
+            ("cat", make_pipeline(FunctionTransformer(as_category_strings, feature_names_out="one-to-one"),
+                                  OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False,
+                                                max_categories=MAX_CATEGORIES, min_frequency=MIN_FREQUENCY,
+                                                dtype=np.float32)), categorical),
         ],
         sparse_threshold=0.0,
     )
@@ -62,25 +97,77 @@ def to_split(X: np.ndarray, y: np.ndarray) -> TensorSplit:
     return TensorSplit(torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long))
 
 
+NOISE_TYPES = ("symmetric", "asymmetric")
+#: How ``*_tuned`` metrics pick the threshold; recorded in every row as ``threshold_rule``.
+THRESHOLD_RULE = "max-on-val"
+
+
+def inject_noise(y: np.ndarray, n_classes: int, kind: str, rate: float, seed: int) -> np.ndarray:
+    """Corrupt training labels; returns a new array. Seeded by the trial seed, so every loss sees the same noise.
+
+    symmetric: each label, with probability ``rate``, becomes one of the *other* classes uniformly.
+    asymmetric: each label of class c, with probability ``rate``, becomes class (c + 1) mod K (pair flipping);
+    on binary data only positives flip (to 0), the common under-reporting case.
+    """
+    rng = np.random.default_rng([seed, 0x6E6F6973])  # a stream of its own: the split and batches stay unchanged
+    flip = rng.random(len(y)) < rate
+    noisy = y.copy()
+    if kind == "symmetric":
+        offset = rng.integers(1, n_classes, size=len(y))  # never the true class
+        noisy[flip] = (y[flip] + offset[flip]) % n_classes
+    elif n_classes == 2:
+        noisy[flip & (y == 1)] = 0
+    else:
+        noisy[flip] = (y[flip] + 1) % n_classes
+    return noisy
+
+
 class TabularClassification(TaskType):
     name = "classification"
     description = "Tabular binary or multi-class classification with an MLP"
     loss_tasks = frozenset({"binary", "multiclass"})
+    #: The split on which thresholds of ``*_tuned`` metrics are chosen (training rows when there is none).
+    tuning_split = "val"
 
     def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
-        super().validate_options(options, fail)
+        """``[options]``: ``noise = {type = "symmetric" | "asymmetric", rate = 0.3}`` (training labels only)."""
+        for key in options:
+            if key != "noise":
+                raise fail(key, "unknown option.", "The classification task accepts: noise.")
+        if "noise" not in options:
+            return
+        noise = options["noise"]
+        if not isinstance(noise, Mapping):
+            raise fail("noise", f"must be a table; got {noise!r}.", 'Write noise = {type = "symmetric", rate = 0.3}.')
+        extra = set(noise) - {"type", "rate"}
+        if extra:
+            raise fail(f"noise.{sorted(extra)[0]}", "unknown key.", "noise takes type and rate.")
+        if noise.get("type") not in NOISE_TYPES:
+            raise fail("noise.type", f"must be one of {', '.join(NOISE_TYPES)}; got {noise.get('type')!r}.",
+                       'Write type = "symmetric" or type = "asymmetric".')
+        rate = noise.get("rate")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise fail("noise.rate", f"must be a number with 0 <= rate < 1; got {rate!r}.", "For example rate = 0.3.")
 
     def prepare(self, data: Dataset, spec: TrialSpec) -> Prepared:
         split = spec.config.get("split", {})
-        X = data.X.replace([np.inf, -np.inf], np.nan)
+        X = data.X
         train_idx, val_idx, test_idx = split_indices(
             data.y, spec.seed, float(split.get("test", 0.2)), float(split.get("val", 0.2)), data.uri
         )
         # Fitted on the training rows only, so no validation or test statistic reaches the model.
         pre = make_preprocessor(X).fit(X.iloc[train_idx])
-        parts = {name: to_split(pre.transform(X.iloc[i]), data.y[i]) for name, i in
-                 (("train", train_idx), ("val", val_idx), ("test", test_idx)) if len(i)}
         k = data.n_classes
+        y_train = data.y[train_idx]
+        record: dict[str, Any] = {"threshold_rule": THRESHOLD_RULE if k == 2 else "argmax"}
+        noise = spec.config.get("options", {}).get("noise")
+        if noise:
+            y_train = inject_noise(y_train, k, str(noise["type"]), float(noise["rate"]), spec.seed)
+            record.update(noise_type=str(noise["type"]), noise_rate=float(noise["rate"]),
+                          noise_realised=float(np.mean(y_train != data.y[train_idx])))
+        labels = {"train": y_train, "val": data.y[val_idx], "test": data.y[test_idx]}
+        parts = {name: to_split(pre.transform(X.iloc[i]), labels[name]) for name, i in
+                 (("train", train_idx), ("val", val_idx), ("test", test_idx)) if len(i)}
         return Prepared(
             train=parts["train"],
             val=parts.get("val"),
@@ -88,8 +175,8 @@ class TabularClassification(TaskType):
             n_features=int(parts["train"].X.shape[1]),
             n_classes=k,
             kind="binary" if k == 2 else "multiclass",
-            class_counts=np.bincount(data.y[train_idx], minlength=k).tolist(),
-            info={"n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx)},
+            class_counts=np.bincount(y_train, minlength=k).tolist(),  # what the loss can know: the noisy labels
+            info={"n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx), "record": record},
         )
 
     def build_model(self, prepared: Prepared, spec: TrialSpec) -> nn.Module:
@@ -99,6 +186,7 @@ class TabularClassification(TaskType):
 
     @torch.no_grad()
     def predict_proba(self, model: nn.Module, X: torch.Tensor, batch: int = 8192) -> np.ndarray:
+        """Class probabilities; a loss whose outputs are not probabilities still ranks, so AUROC/AUPRC apply."""
         was_training = model.training
         model.eval()
         out = torch.cat([torch.softmax(model(X[i : i + batch]).float(), dim=1) for i in range(0, len(X), batch)])
@@ -108,10 +196,39 @@ class TabularClassification(TaskType):
     def evaluate(
         self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]
     ) -> dict[str, float]:
+        """Metrics on ``split``; thresholded ones at 0.5 and, for binary data, at the threshold tuned on validation.
+
+        For every thresholded metric ``m`` (listed itself or as ``m_tuned``) evaluated off the tuning split,
+        the result also has ``m_tuned`` and ``m_threshold``. On the tuning split itself ``m_tuned`` is the best
+        value there (what early stopping on ``m_tuned`` uses); the test split never influences a threshold.
+        """
         part = prepared.split(split)
         proba = self.predict_proba(model, part.X)
         y = part.y.cpu().numpy()
-        return {m: METRICS.get(m)(y, proba) for m in metrics}
+        resolved = [METRICS.get(m) for m in metrics]
+        out = {m.name: m(y, proba) for m in resolved if not m.tuned_of}
+        tuned = [m.tuned_of for m in resolved if m.tuned_of]
+        if split != self.tuning_split:
+            tuned += [m.name for m in resolved if m.thresholded]
+        tuned = list(dict.fromkeys(tuned))
+        if not tuned:
+            return out
+        if proba.shape[1] != 2:  # multi-class decisions are the arg-max: nothing to tune
+            out.update({f"{name}_tuned": METRICS.get(name)(y, proba) for name in tuned})
+            return out
+        tune_split = self.tuning_split if prepared.val is not None else "train"
+        if tune_split == split:
+            y_tune, p_tune = y, proba
+        else:
+            y_tune = prepared.split(tune_split).y.cpu().numpy()
+            p_tune = self.predict_proba(model, prepared.split(tune_split).X)
+        for name in tuned:
+            base = METRICS.get(name)
+            threshold, best = best_threshold(base, y_tune, p_tune)
+            out[f"{name}_tuned"] = best if tune_split == split else base(y, proba, threshold=threshold)
+            if split != tune_split:
+                out[f"{name}_threshold"] = threshold
+        return out
 
 
 TASK_TYPES.register("classification", TabularClassification(), description=TabularClassification.description)
