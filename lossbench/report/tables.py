@@ -47,8 +47,10 @@ def _missing_line(result: CompareResult) -> str:
         "impute-worst": f"{result.n_imputed} cells imputed (worst)",
         "error": "no missing cells",
     }[result.on_missing]
-    return (f"--on-missing {result.on_missing}: {policy}; "
-            f"{len(result.missing)} cells missing or failed before the policy")
+    return (
+        f"--on-missing {result.on_missing}: {policy}; "
+        f"{len(result.missing)} cells missing or failed before the policy"
+    )
 
 
 # -- compare ------------------------------------------------------------------------------------------
