@@ -176,3 +176,13 @@ def test_bayesian_signed_rank_is_optional():
         assert res is None
     else:
         assert res is None or abs(sum(res) - 1) < 1e-6
+
+
+def test_batch_wilcoxon_matches_row_by_row():
+    rng = np.random.default_rng(8)
+    d = np.round(rng.normal(0.1, 1, (40, 12)), 1)  # ties and zeros
+    d[5] = 0
+    d[6, :6] = 0
+    batch = stats.batch_wilcoxon(d)
+    rows = np.array([stats.wilcoxon_signed_rank(r) for r in d])
+    np.testing.assert_allclose(batch, rows)
