@@ -378,23 +378,25 @@ def _per_dataset(
     imputed = cells.groupby(["dataset", "loss"])["imputed"].sum()
     # group datasets by their seed count so each bootstrap is one vectorised call
     by_dataset = {d: g.droplevel(0) for d, g in wide.groupby(level="dataset")}
-    losses = [c for c in wide.columns]
+    losses = [str(c) for c in wide.columns]
     others = [x for x in losses if x != base]
-    stacks: dict[int, list[tuple[str, pd.DataFrame]]] = {}
-    for d, g in by_dataset.items():
-        g = g.dropna(axis=1, how="all").dropna(axis=0, how="any")
-        stacks.setdefault(len(g), []).append((d, g))
+    stacks: dict[int, list[tuple[str, dict[str, np.ndarray]]]] = {}
+    for d, frame in by_dataset.items():
+        frame = frame.dropna(axis=1, how="all").dropna(axis=0, how="any")
+        # plain arrays per loss: pandas column access is the slow part with thousands of datasets
+        g = {str(c): col for c, col in zip(frame.columns, frame.to_numpy(dtype=float).T, strict=True)}
+        stacks.setdefault(len(frame), []).append((d, g))
     for n, items in stacks.items():
         if n == 0:
             continue
         present = [(d, g, loss) for d, g in items for loss in losses if loss in g]
-        block = np.stack([g[loss].to_numpy() for _, g, loss in present])
+        block = np.stack([g[loss] for _, g, loss in present])
         mean, lo, hi, how = stats.batch_mean_ci(block, confidence, n_resamples=n_resamples, seed=seed)
         pairs = [(d, g, loss) for d, g in items if base in g for loss in others if loss in g]
         comps: dict[tuple[str, str], stats.PairedComparison] = {}
         if pairs:
-            a = np.stack([g[loss].to_numpy() for _, g, loss in pairs])
-            b = np.stack([g[base].to_numpy() for _, g, _ in pairs])
+            a = np.stack([g[loss] for _, g, loss in pairs])
+            b = np.stack([g[base] for _, g, _ in pairs])
             res = stats.batch_paired_comparison(a, b, choice.higher_is_better, confidence, n_resamples, seed)
             comps = {(d, loss): r for (d, _, loss), r in zip(pairs, res, strict=True)}
         for i, (d, _, loss) in enumerate(present):
