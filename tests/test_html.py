@@ -67,3 +67,33 @@ def test_renders_in_headless_chromium(report, tmp_path):
     assert images == 4  # every embedded PNG decoded
     assert rows > 20  # summary, per-dataset and pairwise tables rendered
     assert "<table" in dom and "Per dataset" in dom
+
+
+def test_compare_cli_writes_html_and_plots(report, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from lossbench.cli.compare import compare_command
+
+    app = typer.Typer()
+    app.command("compare")(compare_command)
+    app.command("noop")(lambda: None)
+    args = [
+        "compare",
+        str(report.parent / "res"),
+        "--format",
+        "csv",
+        "--out",
+        str(tmp_path / "c.csv"),
+        "--html",
+        str(tmp_path / "r.html"),
+        "--plots",
+        str(tmp_path / "plots"),
+        "--resamples",
+        "200",
+    ]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+    assert (tmp_path / "plots" / "critical_difference.svg").is_file()
+    assert (tmp_path / "c.csv").read_text().startswith("dataset,loss")
