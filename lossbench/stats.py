@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -30,3 +33,383 @@ def average_ranks(table: pd.DataFrame, higher_is_better: bool = True) -> pd.Seri
         return pd.Series(dtype=float)
     ranks = complete.rank(axis=1, ascending=not higher_is_better, method="average")
     return ranks.mean().sort_values()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Paired comparisons, effect sizes and multiple-comparison control.
+#
+# Conventions: ``a`` is the candidate (or loss A), ``b`` the reference, both aligned on the same
+# seeds.  "Better" follows the metric's direction: functions taking ``higher_is_better`` orient
+# differences so that a positive oriented difference means A is better.
+# ---------------------------------------------------------------------------------------------------
+
+#: Below this many paired seeds the mean CI is a Student-t interval: BCa needs enough
+#: resamples of distinct values to estimate its acceleration, and is erratic for n < 10.
+MIN_BOOTSTRAP_N = 10
+DEFAULT_RESAMPLES = 2000
+#: Equivalence margin for metrics bounded in [0, 1] (absolute) and otherwise (relative).
+BOUNDED_MARGIN = 0.01
+RELATIVE_MARGIN = 0.01
+
+# Keep one vectorised bootstrap call under ~20 M floats of resampled data.
+_BOOTSTRAP_BUDGET = 20_000_000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a confidence interval and the method that produced it."""
+
+    estimate: float
+    low: float
+    high: float
+    method: str  # "bca", "percentile", "t", "exact" (no spread) or "none" (too few values)
+
+
+def _t_interval(x: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    n = x.shape[-1]
+    mean = x.mean(axis=-1)
+    sem = x.std(axis=-1, ddof=1) / np.sqrt(n)
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sem
+    return mean - half, mean + half
+
+
+def batch_mean_ci(
+    x: np.ndarray,
+    confidence: float = 0.95,
+    method: str = "auto",
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and CI for each row of a 2-D array (rows = cells, columns = seeds).
+
+    ``method="auto"``: Student t below :data:`MIN_BOOTSTRAP_N` values, BCa bootstrap
+    (``scipy.stats.bootstrap``) otherwise, falling back to the percentile bootstrap for rows where
+    BCa is degenerate. ``"percentile"`` forces the percentile bootstrap (used for proportions,
+    where a t-interval is poor). Rows without spread get a zero-width interval (method ``exact``).
+    Returns (mean, low, high, method) arrays. Batching rows into one scipy call is what keeps
+    ``compare`` fast on large tables.
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    m, n = x.shape
+    mean = x.mean(axis=-1) if n else np.full(m, np.nan)
+    low = np.full(m, np.nan)
+    high = np.full(m, np.nan)
+    how = np.full(m, "none", dtype=object)
+    if n < 2 or m == 0:
+        return mean, low, high, how
+    spread = x.max(axis=-1) - x.min(axis=-1)
+    flat = spread == 0
+    low[flat], high[flat], how[flat] = mean[flat], mean[flat], "exact"
+    rows = np.flatnonzero(~flat)
+    if len(rows) == 0:
+        return mean, low, high, how
+    if method == "t" or (method == "auto" and n < MIN_BOOTSTRAP_N):
+        lo, hi = _t_interval(x[rows], confidence)
+        low[rows], high[rows], how[rows] = lo, hi, "t"
+        return mean, low, high, how
+    first = "percentile" if method == "percentile" else "BCa"
+    chunk = max(1, _BOOTSTRAP_BUDGET // (n * n_resamples))
+    with warnings.catch_warnings():
+        # BCa warns (and returns NaN) on degenerate rows; those rows are redone below.
+        warnings.simplefilter("ignore")
+        for start in range(0, len(rows), chunk):
+            idx = rows[start : start + chunk]
+            res = stats.bootstrap(
+                (x[idx],),
+                np.mean,
+                confidence_level=confidence,
+                method=first,
+                n_resamples=n_resamples,
+                random_state=seed,
+                axis=-1,
+                vectorized=True,
+            )
+            low[idx], high[idx] = res.confidence_interval.low, res.confidence_interval.high
+            how[idx] = first.lower()
+        bad = rows[~(np.isfinite(low[rows]) & np.isfinite(high[rows]))]
+        if len(bad):
+            res = stats.bootstrap(
+                (x[bad],),
+                np.mean,
+                confidence_level=confidence,
+                method="percentile",
+                n_resamples=n_resamples,
+                random_state=seed,
+                axis=-1,
+                vectorized=True,
+            )
+            low[bad], high[bad] = res.confidence_interval.low, res.confidence_interval.high
+            how[bad] = "percentile"
+    return mean, low, high, how
+
+
+def location_ci(values: np.ndarray | pd.Series, confidence: float = 0.95, seed: int = 0) -> Interval:
+    """Mean over seeds with a CI: t below 10 seeds, BCa bootstrap (percentile if degenerate) above."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    mean, lo, hi, how = batch_mean_ci(x[None, :], confidence, seed=seed)
+    return Interval(float(mean[0]), float(lo[0]), float(hi[0]), str(how[0]))
+
+
+def prob_better(a: np.ndarray, b: np.ndarray, higher_is_better: bool = True) -> float:
+    """P(A > B) over paired seeds: share of pairs A wins, ties counting one half."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if not higher_is_better:
+        d = -d
+    if len(d) == 0:
+        return float("nan")
+    return float(np.mean((np.sign(d) + 1) / 2))
+
+
+def cliffs_delta(a: np.ndarray, b: np.ndarray, higher_is_better: bool = True) -> float:
+    """Cliff's δ = P(a_i > b_j) − P(a_i < b_j) over all (i, j) pairs, oriented so positive favours A."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if len(a) == 0 or len(b) == 0:
+        return float("nan")
+    delta = float(np.sign(np.subtract.outer(a, b)).mean())
+    return delta if higher_is_better else -delta
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """A vs B over paired seeds: raw mean difference A − B and oriented win probability / effect size."""
+
+    n: int
+    mean_diff: float
+    diff_low: float
+    diff_high: float
+    diff_method: str
+    p_better: float
+    p_better_low: float
+    p_better_high: float
+    cliffs_delta: float
+    wilcoxon_p: float
+
+
+def paired_comparison(
+    a: np.ndarray,
+    b: np.ndarray,
+    higher_is_better: bool = True,
+    confidence: float = 0.95,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> PairedComparison:
+    """Paired bootstrap CI of the mean difference, P(A better) with a bootstrap CI, Cliff's δ, Wilcoxon p.
+
+    Resampling the per-seed differences *is* the paired bootstrap: each resample keeps the A and B
+    values of one seed together, as ``scipy.stats.bootstrap(..., paired=True)`` does.
+    """
+    return batch_paired_comparison(
+        np.atleast_2d(a), np.atleast_2d(b), higher_is_better, confidence, n_resamples, seed
+    )[0]
+
+
+def batch_paired_comparison(
+    a: np.ndarray,
+    b: np.ndarray,
+    higher_is_better: bool = True,
+    confidence: float = 0.95,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> list[PairedComparison]:
+    """:func:`paired_comparison` for many cells with the same number of seeds (rows of 2-D arrays)."""
+    a = np.atleast_2d(np.asarray(a, dtype=float))
+    b = np.atleast_2d(np.asarray(b, dtype=float))
+    d = a - b
+    sign = 1.0 if higher_is_better else -1.0
+    wins = (np.sign(sign * d) + 1) / 2
+    mean, lo, hi, how = batch_mean_ci(d, confidence, n_resamples=n_resamples, seed=seed)
+    pmean, plo, phi, _ = batch_mean_ci(
+        wins, confidence, method="percentile", n_resamples=n_resamples, seed=seed
+    )
+    wilcoxon_p = batch_wilcoxon(d)
+    out = []
+    for i in range(d.shape[0]):
+        out.append(
+            PairedComparison(
+                n=int(d.shape[1]),
+                mean_diff=float(mean[i]),
+                diff_low=float(lo[i]),
+                diff_high=float(hi[i]),
+                diff_method=str(how[i]),
+                p_better=float(pmean[i]),
+                p_better_low=float(plo[i]),
+                p_better_high=float(phi[i]),
+                cliffs_delta=cliffs_delta(a[i], b[i], higher_is_better),
+                wilcoxon_p=float(wilcoxon_p[i]),
+            )
+        )
+    return out
+
+
+def wilcoxon_signed_rank(d: np.ndarray | pd.Series, alternative: str = "two-sided") -> float:
+    """p-value of scipy's Wilcoxon signed-rank test on paired differences.
+
+    Zero differences are dropped (Wilcoxon's convention); all-zero input gives p = 1 (nothing to
+    reject) and fewer than one value NaN. With n = 5 the two-sided test cannot go below 0.0625.
+    Without ties or zeros the p-value is exact (n ≤ 50); with them it is the normal approximation
+    with tie correction, as R's ``wilcox.test`` does: scipy's ``auto`` would run a permutation
+    test there, ~0.5 s per call, too slow for thousands of cells.
+    """
+    x = np.asarray(d, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return float("nan")
+    if not np.any(x != 0):
+        return 1.0
+    nz = np.abs(x[x != 0])
+    tied_or_zero = len(nz) < len(x) or len(np.unique(nz)) < len(nz)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # small-sample and ties warnings
+        method = "approx" if tied_or_zero else "auto"
+        return float(stats.wilcoxon(x, alternative=alternative, method=method).pvalue)
+
+
+def batch_wilcoxon(d: np.ndarray) -> np.ndarray:
+    """Two-sided Wilcoxon p-values for each row of a 2-D array of paired differences.
+
+    One vectorised scipy call (per-row calls dominate ``compare`` on large tables); all-zero rows
+    give p = 1 as in :func:`wilcoxon_signed_rank`.
+    """
+    d = np.atleast_2d(np.asarray(d, dtype=float))
+    m, n = d.shape
+    p = np.full(m, np.nan)
+    if n == 0:
+        return p
+    # scipy's vectorised path is only fast for rows without zeros or tied |d| (exact null
+    # distribution); rows with either go through the one-row call, which picks its own method.
+    srt = np.sort(np.abs(d), axis=-1)
+    clean = np.all(srt[:, :1] > 0, axis=-1) & np.all(np.diff(srt, axis=-1) > 0, axis=-1)
+    if clean.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p[clean] = np.asarray(stats.wilcoxon(d[clean], axis=-1).pvalue, dtype=float).reshape(-1)
+    for i in np.flatnonzero(~clean):
+        p[i] = wilcoxon_signed_rank(d[i])
+    return p
+
+
+def holm(pvalues: np.ndarray | pd.Series | list[float]) -> np.ndarray:
+    """Holm step-down adjusted p-values (NaNs stay NaN and do not count towards the family).
+
+    scipy only ships FDR control (``false_discovery_control``), so Holm's few lines live here.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class FriedmanResult:
+    """Friedman's χ² and the Iman–Davenport F correction (less conservative) over a block design."""
+
+    n_datasets: int
+    n_losses: int
+    chi2: float
+    p_chi2: float
+    iman_davenport_f: float
+    p_iman_davenport: float
+
+
+def friedman(table: pd.DataFrame) -> FriedmanResult | None:
+    """Omnibus test over rows = datasets, columns = losses (complete rows only); None if k < 3 or N < 2."""
+    complete = table.dropna()
+    n, k = complete.shape
+    if k < 3 or n < 2:
+        return None
+    chi2, p = stats.friedmanchisquare(*(complete[c].to_numpy() for c in complete.columns))
+    chi2 = float(chi2)
+    denom = n * (k - 1) - chi2
+    if not np.isfinite(chi2):  # every dataset constant across losses
+        return FriedmanResult(n, k, float("nan"), float("nan"), float("nan"), float("nan"))
+    if denom <= 0:  # perfect agreement of ranks on every dataset
+        f, pf = float("inf"), 0.0
+    else:
+        f = (n - 1) * chi2 / denom
+        pf = float(stats.f.sf(f, k - 1, (k - 1) * (n - 1)))
+    return FriedmanResult(n, k, chi2, float(p), float(f), pf)
+
+
+def equivalence_margin(bounded: bool, reference: float = float("nan")) -> float:
+    """Practical-equivalence margin: 0.01 absolute for [0, 1] metrics, else 1 % of |reference|."""
+    if bounded:
+        return BOUNDED_MARGIN
+    return RELATIVE_MARGIN * abs(reference) if np.isfinite(reference) else float("nan")
+
+
+def win_tie_loss(oriented_deltas: np.ndarray, margins: np.ndarray | float) -> tuple[int, int, int]:
+    """Counts of datasets where A beats B by more than the margin, is within it, or loses by more."""
+    d = np.asarray(oriented_deltas, dtype=float)
+    m = np.broadcast_to(np.asarray(margins, dtype=float), d.shape)
+    ok = np.isfinite(d)
+    d, m = d[ok], np.nan_to_num(m[ok], nan=0.0)
+    wins = int(np.sum(d > m))
+    losses = int(np.sum(d < -m))
+    return wins, len(d) - wins - losses, losses
+
+
+def pairwise_wilcoxon_holm(table: pd.DataFrame, higher_is_better: bool = True) -> pd.DataFrame:
+    """Wilcoxon signed-rank for every pair of columns over rows (datasets), Holm across all pairs.
+
+    Pairwise Wilcoxon–Holm rather than mean-rank post-hoc tests (Benavoli et al. 2016): its verdict on
+    A vs B does not depend on which other losses are in the table.
+    """
+    complete = table.dropna()
+    cols = list(complete.columns)
+    rows = []
+    sign = 1.0 if higher_is_better else -1.0
+    for i, a in enumerate(cols):
+        for b in cols[i + 1 :]:
+            d = sign * (complete[a].to_numpy() - complete[b].to_numpy())
+            rows.append(
+                {
+                    "loss_a": a,
+                    "loss_b": b,
+                    "n_datasets": len(d),
+                    "median_diff": float(np.median(d)) * sign if len(d) else float("nan"),
+                    "p": wilcoxon_signed_rank(d),
+                }
+            )
+    frame = pd.DataFrame(rows, columns=["loss_a", "loss_b", "n_datasets", "median_diff", "p"])
+    frame["p_holm"] = holm(frame["p"].to_numpy()) if len(frame) else []
+    return frame
+
+
+def significance_matrix(pairwise: pd.DataFrame, losses: list[str], alpha: float = 0.05) -> pd.DataFrame:
+    """Square boolean matrix: True where the Holm-adjusted pairwise test rejects at ``alpha``."""
+    sig = pd.DataFrame(False, index=losses, columns=losses)
+    for row in pairwise.itertuples():
+        if row.loss_a in sig.index and row.loss_b in sig.index:
+            flag = bool(np.isfinite(row.p_holm) and row.p_holm < alpha)
+            sig.loc[row.loss_a, row.loss_b] = sig.loc[row.loss_b, row.loss_a] = flag
+    return sig
+
+
+def bayesian_signed_rank(
+    a: np.ndarray, b: np.ndarray, rope: float, higher_is_better: bool = True
+) -> tuple[float, float, float] | None:
+    """(P(A better), P(equivalent), P(B better)) from baycomp's Bayesian signed-rank test.
+
+    Only when ``baycomp`` is importable (it is an optional extra); None otherwise or on failure.
+    """
+    try:
+        import baycomp  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if not higher_is_better:
+        x, y = -x, -y
+    try:
+        p_left, p_rope, p_right = baycomp.two_on_multiple(x, y, rope=rope)
+    except Exception:  # baycomp raises assorted errors on degenerate input; the test is optional
+        return None
+    # baycomp documents p_left as "the first classifier has higher scores" (x was oriented above).
+    return float(p_left), float(p_rope), float(p_right)

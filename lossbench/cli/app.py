@@ -8,7 +8,9 @@ import typer
 
 import lossbench
 from lossbench.cli.check_loss import check_loss
+from lossbench.cli.compare import compare_command
 from lossbench.cli.errors import handles_errors
+from lossbench.cli.gate import calibrate_command, gate_command
 from lossbench.cli.listing import list_command
 from lossbench.cli.report import report_command
 from lossbench.cli.run import run_command
@@ -44,6 +46,9 @@ app.command("list")(list_command)
 app.command("status")(status_command)
 app.command("report")(report_command)
 app.command("check-loss")(handles_errors(check_loss))
+app.command("compare")(compare_command)
+app.command("gate")(gate_command)
+app.command("calibrate")(calibrate_command)
 
 
 def main() -> None:

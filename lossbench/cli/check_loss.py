@@ -6,9 +6,9 @@ import json
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lossbench.cli.console import make_console
 from lossbench.conformance import CHECKS, CheckResult, run_all, run_checks
 from lossbench.errors import SpecError
 
@@ -70,7 +70,7 @@ def check_loss(
     if (name is None) == (not all_):
         raise SpecError("Name one loss or pass --all.", "Example: lossbench check-loss focal")
     results = run_all() if all_ else run_checks(str(name))
-    console = Console()
+    console = make_console()
     if format == "json":
         console.print_json(json.dumps([r.to_dict() for r in results]))
     else:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lossbench.errors import UserError
 
@@ -17,9 +18,9 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line,
 
 
 def report_error(exc: UserError) -> None:
-    text = f"[bold red]Error:[/bold red] {exc.message}"
+    text = f"[bold red]Error:[/bold red] {escape(exc.message)}"
     if exc.hint:
-        text += f" [yellow]{exc.hint}[/yellow]"
+        text += f" [yellow]{escape(exc.hint)}[/yellow]"
     err_console.print(text, markup=True)
 
 

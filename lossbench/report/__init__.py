@@ -1,0 +1,1 @@
+"""Rendering of compare and gate results: terminal tables, plots and a self-contained HTML page."""

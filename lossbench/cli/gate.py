@@ -1,0 +1,200 @@
+"""``lossbench gate`` (is the candidate no worse than the baseline?) and ``lossbench calibrate``."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lossbench.cli.console import make_console
+from lossbench.cli.output import emit, user_errors, write_text
+from lossbench.errors import UserError
+
+
+class GateMode(str, Enum):
+    stat = "stat"
+    exact = "exact"
+
+
+class GateFormat(str, Enum):
+    rich = "rich"
+    json = "json"
+    markdown = "markdown"
+    csv = "csv"
+
+
+def gate_command(
+    baseline: Annotated[
+        list[str],
+        typer.Option(
+            "--baseline",
+            "-b",
+            help="Baseline results: files, globs or directories (repeatable).",
+            show_default=False,
+        ),
+    ],
+    candidate: Annotated[
+        list[str],
+        typer.Option(
+            "--candidate",
+            "-c",
+            help="Candidate results: files, globs or directories (repeatable).",
+            show_default=False,
+        ),
+    ],
+    mode: Annotated[
+        GateMode,
+        typer.Option(
+            "--mode",
+            help="stat: paired non-inferiority per (dataset, loss); exact: every trial within atol/rtol.",
+        ),
+    ] = GateMode.stat,
+    metric: Annotated[
+        str | None, typer.Option("--metric", "-m", help="Metric to gate (default: primary).")
+    ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration",
+            help="σ_AA file from `lossbench calibrate`; margin δ = max(0.005, 3·σ_AA). Without it "
+            "δ = 0.01 absolute (2% relative for unbounded metrics).",
+        ),
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option("--alpha", min=0.0001, max=0.5, help="Family-wise error rate (Holm).")
+    ] = 0.05,
+    atol: Annotated[float, typer.Option("--atol", min=0.0, help="exact mode: absolute tolerance.")] = 1e-6,
+    rtol: Annotated[float, typer.Option("--rtol", min=0.0, help="exact mode: relative tolerance.")] = 1e-5,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 5 when any cell is INCONCLUSIVE.")] = False,
+    max_missing: Annotated[
+        int,
+        typer.Option(
+            "--max-missing", min=0, help="Baseline trials allowed to lack a candidate trial before exit 3."
+        ),
+    ] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the verdict as JSON here.")] = None,
+    github_summary: Annotated[
+        Path | None,
+        typer.Option(
+            "--github-summary", help='Append a Markdown summary here (e.g. "$GITHUB_STEP_SUMMARY").'
+        ),
+    ] = None,
+    output_format: Annotated[
+        GateFormat, typer.Option("--format", "-f", help="Terminal output format.")
+    ] = GateFormat.rich,
+) -> None:
+    """Gate a candidate run against a baseline: each (dataset, loss) cell is PASS, REGRESSION or INCONCLUSIVE
+    (paired by seed, one-sided tests with Holm across cells, plus a suite-level Wilcoxon check per loss).
+
+    Exit codes: 0 pass (inconclusive allowed); 1 regression (or CHANGED in exact mode); 2 usage error;
+    3 not comparable (schema, suite version, data hash or loss version differ, or cells missing);
+    4 candidate trials failed so nothing could be judged; 5 inconclusive under --strict.
+
+    Example: lossbench gate --baseline main-results/ --candidate pr-results/ --calibration calibration.json
+    --json verdict.json --github-summary "$GITHUB_STEP_SUMMARY"
+    """
+    from lossbench.gate import run_gate
+    from lossbench.report import tables
+
+    console = make_console()
+    with user_errors():
+        try:
+            result = run_gate(
+                baseline,
+                candidate,
+                mode=mode.value,
+                metric=metric,
+                calibration=calibration,
+                alpha=alpha,
+                atol=atol,
+                rtol=rtol,
+                strict=strict,
+                max_missing=max_missing,
+            )
+        except UserError as exc:
+            # CI still gets a machine-readable verdict when the gate cannot judge
+            outcome = {3: "INCOMPARABLE", 4: "INFRASTRUCTURE_FAILURE"}.get(exc.exit_code, "ERROR")
+            if json_out is not None:
+                write_text(
+                    json_out,
+                    json.dumps(
+                        {
+                            "outcome": outcome,
+                            "exit_code": exc.exit_code,
+                            "message": exc.message,
+                            "hint": exc.hint,
+                        },
+                        indent=2,
+                    ),
+                )
+            if github_summary is not None:
+                write_text(
+                    github_summary,
+                    f"## ❌ lossbench gate: {outcome}\n\n{exc.message}\n\n{exc.hint or ''}\n",
+                    append=True,
+                )
+            raise
+        if output_format is GateFormat.rich:
+            for table in tables.gate_tables(result):
+                console.print(table)
+            for note in result.notes:
+                console.print(f"[dim]note: {note}[/]")
+        else:
+            render = {
+                GateFormat.json: tables.gate_to_json,
+                GateFormat.markdown: tables.gate_to_markdown,
+                GateFormat.csv: tables.gate_to_csv,
+            }[output_format]
+            emit(render(result), None, console)
+        if json_out is not None:
+            write_text(json_out, tables.gate_to_json(result))
+        if github_summary is not None:
+            write_text(github_summary, tables.gate_to_markdown(result), append=True)
+    raise typer.Exit(result.exit_code)
+
+
+def calibrate_command(
+    run_a: Annotated[
+        str, typer.Argument(help="First A/A run: results directory, file or glob.", show_default=False)
+    ],
+    run_b: Annotated[
+        str, typer.Argument(help="Second A/A run of the same code and suite.", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Calibration JSON to write.")] = Path(
+        "calibration.json"
+    ),
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            "-m",
+            help="Metrics to calibrate (repeatable). Default: the primary and every m_<name> column.",
+        ),
+    ] = None,
+) -> None:
+    """Measure seed-to-seed noise σ_AA per metric from two runs of the same code (an A/A pair) and write the
+    JSON file that `lossbench gate --calibration` reads (margin δ = max(0.005, 3·σ_AA)).
+
+    Exit codes: 0 written; 2 usage error or unreadable input; 3 the runs are not an A/A pair (suite, data or
+    loss versions differ).
+
+    Example: lossbench calibrate results-a/ results-b/ --out calibration.json
+    """
+    from lossbench.gate import calibrate, write_calibration
+
+    console = make_console()
+    with user_errors():
+        data = calibrate([run_a], [run_b], metrics=metric or None)
+        data["sources"] = [str(run_a), str(run_b)]
+        path = write_calibration(data, out)
+        for name, entry in data["metrics"].items():
+            sigma = entry["sigma_aa"]
+            console.print(
+                f"{name}: σ_AA = {'–' if sigma is None else f'{sigma:.5f}'} "
+                f"({entry['n_pairs']} pairs, {entry['n_cells']} cells)",
+                highlight=False,
+            )
+        console.print(f"[dim]wrote {path}[/]", highlight=False)

@@ -1,0 +1,50 @@
+"""Shared plumbing for the compare, gate and calibrate verbs: error scope and file output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+
+from lossbench.cli.errors import report_error
+from lossbench.errors import UserError
+
+T = TypeVar("T")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Render a UserError as one red line plus its fix and exit with its documented code, no traceback."""
+    try:
+        yield
+    except UserError as exc:
+        report_error(exc)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def write_text(path: Path, text: str, append: bool = False) -> None:
+    """Write (or append) a report file, creating its folder; failures are user errors."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a" if append else "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UserError(
+            f"Cannot write {str(path)!r} ({exc.strerror or exc}).", "Choose a writable path."
+        ) from None
+
+
+def emit(text: str, out: Path | None, console: Console) -> None:
+    if out is None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+    else:
+        write_text(out, text)
+
+
+def call(fn: Callable[[], T]) -> T:
+    with user_errors():
+        return fn()

@@ -1,0 +1,139 @@
+"""One self-contained HTML page for a comparison: tables plus plots embedded in the file.
+
+No external assets (no CDN scripts, fonts or stylesheets): the page must open from a CI artifact or
+an e-mail attachment. PNG plots are embedded as base64 data URIs; ``inline_svg=True`` inlines the SVG
+files instead (sharper, larger).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from lossbench.compare import CompareResult
+from lossbench.errors import UserError
+from lossbench.report import tables
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1200px}
+h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
+th{background:#f4f4f4}td:first-child,td:nth-child(2){text-align:left}
+figure{margin:1rem 0}figcaption{font-size:.85rem;color:#555}
+img,svg{max-width:100%;height:auto}.note{color:#555;font-size:.85rem}
+"""
+
+_CAPTIONS = {
+    "critical_difference": "Critical-difference diagram: average rank per loss (1 = best); "
+    "red bars join losses that pairwise Wilcoxon signed-rank tests with Holm correction do not separate.",
+    "seeds": "Every seed per loss and dataset (box: quartiles).",
+    "cost_quality": "Quality against mean wall time per trial; red points form the Pareto front.",
+    "curves": "Validation metric per epoch, mean ± sd over seeds.",
+}
+
+
+def _table(frame: pd.DataFrame, caption: str | None = None) -> str:
+    body = frame.to_html(index=False, escape=True, border=0, na_rep="–")
+    return body if caption is None else body.replace("<table", f'<table title="{html.escape(caption)}"', 1)
+
+
+def _figure(name: str, paths: list[Path], inline_svg: bool) -> str:
+    caption = html.escape(_CAPTIONS.get(name, name))
+    svg = next((p for p in paths if p.suffix == ".svg"), None)
+    png = next((p for p in paths if p.suffix == ".png"), None)
+    if inline_svg and svg is not None:
+        text = svg.read_text(encoding="utf-8")
+        text = re.sub(r"^<\?xml[^>]*>\s*", "", text)
+        text = re.sub(r"<!DOCTYPE[^>]*>\s*", "", text)
+        content = text
+    elif png is not None:
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        content = f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+    else:
+        return ""
+    return f'<figure id="{html.escape(name)}">{content}<figcaption>{caption}</figcaption></figure>'
+
+
+def render_html(
+    result: CompareResult,
+    plots: dict[str, list[Path]] | None = None,
+    title: str = "lossbench report",
+    inline_svg: bool = False,
+    notes: list[str] | None = None,
+) -> str:
+    """The page as a string."""
+    direction = "higher" if result.metric.higher_is_better else "lower"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="note">Metric <b>{html.escape(result.metric.name)}</b> ({direction} is better); baseline '
+        f"<b>{html.escape(result.baseline)}</b>; {len(result.losses)} losses on "
+        f"{len(result.datasets)} datasets. "
+        f"{html.escape(tables._missing_line(result))}. Generated "
+        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.</p>",
+        "<h2>Summary</h2>",
+        _table(tables.compare_summary_rows(result)),
+    ]
+    f = result.friedman
+    if f is not None:
+        parts.append(
+            f'<p class="note">Friedman χ² = {f.chi2:.2f}, p = {tables._pvalue(f.p_chi2)}; '
+            f"Iman–Davenport F = {tables.fmt(f.iman_davenport_f, 2)}, "
+            f"p = {tables._pvalue(f.p_iman_davenport)}.</p>"
+        )
+    for name, paths in (plots or {}).items():
+        parts.append(_figure(name, paths, inline_svg))
+    parts += [
+        "<h2>Per dataset</h2>",
+        '<p class="note">Mean ± 95% CI over seeds; Δ = loss − baseline over paired seeds with a '
+        "bootstrap CI; P(better) = share of paired seeds the loss wins (ties ½).</p>",
+        _table(tables.compare_dataset_rows(result)),
+    ]
+    if len(result.pairwise):
+        pw = result.pairwise.assign(
+            p=result.pairwise["p"].map(tables._pvalue),
+            p_holm=result.pairwise["p_holm"].map(tables._pvalue),
+            median_diff=result.pairwise["median_diff"].map(tables.fmt),
+        )
+        parts += ["<h2>Pairwise tests</h2>", _table(pw)]
+    if len(result.missing):
+        parts += ["<h2>Missing or failed cells</h2>", _table(result.missing.head(200))]
+    for note in [*result.notes, *(notes or [])]:
+        parts.append(f'<p class="note">{html.escape(note)}</p>')
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(
+    result: CompareResult,
+    trials: pd.DataFrame,
+    curves: pd.DataFrame,
+    out_path: str | Path,
+    title: str = "lossbench report",
+    inline_svg: bool = False,
+) -> Path:
+    """Draw the plots into a temporary folder and write the page; tables only if matplotlib is missing."""
+    from lossbench.report import plots as plotting
+    from lossbench.store import atomic_write_bytes
+
+    out = Path(out_path)
+    notes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            drawn = plotting.all_plots(result, trials, curves, Path(tmp))
+        except UserError as exc:  # matplotlib missing: the tables still make a useful page
+            drawn = {}
+            notes.append(f"Plots omitted: {exc}")
+        page = render_html(result, drawn, title=title, inline_svg=inline_svg, notes=notes)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, page.encode("utf-8"))
+    return out

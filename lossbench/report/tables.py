@@ -1,0 +1,305 @@
+"""Render compare and gate results: Rich tables for the terminal, JSON / Markdown / CSV for files and CI."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import pandas as pd
+from rich.table import Table
+
+from lossbench.compare import CompareResult
+from lossbench.gate import GateResult
+
+FORMATS = ("rich", "json", "markdown", "csv")
+_VERDICT_STYLE = {"PASS": "green", "REGRESSION": "bold red", "INCONCLUSIVE": "yellow", "CHANGED": "bold red"}
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ci(lo: float, hi: float, digits: int = 4) -> str:
+    if lo is None or hi is None or (isinstance(lo, float) and math.isnan(lo)):
+        return "–"
+    return f"[{fmt(lo, digits)}, {fmt(hi, digits)}]"
+
+
+def _pvalue(p: float) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _missing_line(result: CompareResult) -> str:
+    policy = {
+        "drop": f"{result.n_dropped} trials dropped",
+        "impute-worst": f"{result.n_imputed} cells imputed (worst)",
+        "error": "no missing cells",
+    }[result.on_missing]
+    return (
+        f"--on-missing {result.on_missing}: {policy}; "
+        f"{len(result.missing)} cells missing or failed before the policy"
+    )
+
+
+# -- compare ------------------------------------------------------------------------------------------
+
+
+def compare_summary_rows(result: CompareResult) -> pd.DataFrame:
+    """The per-loss summary as display strings (shared by the Rich, Markdown and HTML renderers)."""
+    rows = []
+    for r in result.summary.to_dict(orient="records"):
+        wtl = (
+            "–"
+            if r["loss"] == result.baseline or pd.isna(r.get("wins"))
+            else f"{int(r['wins'])}/{int(r['ties'])}/{int(r['losses'])}"
+        )
+        row = {
+            "loss": r["loss"] + (" (baseline)" if r["loss"] == result.baseline else ""),
+            "avg rank": fmt(r["avg_rank"], 2),
+            f"mean {result.metric.name}": fmt(r["mean"]),
+            "W/T/L vs baseline": wtl,
+            "Wilcoxon p": _pvalue(r.get("wilcoxon_p")),
+            "datasets": str(r["n_datasets"]),
+            "trials": str(r["n_trials"]),
+            "imputed": str(r["n_imputed"]),
+            "dropped": str(r["n_dropped"]),
+        }
+        if "p_bayes_better" in r:
+            row["P(better/equiv/worse)"] = "/".join(
+                fmt(r.get(k), 2) for k in ("p_bayes_better", "p_bayes_equiv", "p_bayes_worse")
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare_dataset_rows(result: CompareResult) -> pd.DataFrame:
+    rows = []
+    for r in result.per_dataset.to_dict(orient="records"):
+        base = r["loss"] == result.baseline
+        rows.append(
+            {
+                "dataset": r["dataset"],
+                "loss": r["loss"],
+                "n": str(r["n"]),
+                "mean": fmt(r["mean"]),
+                "95% CI": _ci(r["ci_low"], r["ci_high"]),
+                "Δ vs baseline": "–" if base else fmt(r["diff"]),
+                "Δ CI": "–" if base else _ci(r["diff_low"], r["diff_high"]),
+                "P(better)": "–"
+                if base
+                else f"{fmt(r['p_better'], 2)} {_ci(r['p_better_low'], r['p_better_high'], 2)}",
+                "Cliff's δ": "–" if base else fmt(r["cliffs_delta"], 2),
+                "imputed": str(r["n_imputed"]),
+                "dropped": str(r["n_dropped"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _rich(
+    frame: pd.DataFrame, title: str, caption: str | None = None, right: set[str] | None = None
+) -> Table:
+    table = Table(title=title, caption=caption, show_lines=False, header_style="bold")
+    for col in frame.columns:
+        table.add_column(
+            str(col),
+            justify="left" if col in ("loss", "dataset", "verdict") else "right",
+            no_wrap=col in ("loss", "dataset"),
+        )
+    for row in frame.itertuples(index=False):
+        table.add_row(*[str(v) for v in row])
+    return table
+
+
+def compare_tables(result: CompareResult) -> list[Table]:
+    """Rich tables: per-loss summary, then per dataset, then the pairwise tests."""
+    direction = "higher" if result.metric.higher_is_better else "lower"
+    f = result.friedman
+    omnibus = (
+        "Friedman: needs ≥ 3 losses and ≥ 2 datasets"
+        if f is None
+        else (
+            f"Friedman χ²={fmt(f.chi2, 2)} p={_pvalue(f.p_chi2)}; "
+            f"Iman–Davenport F={fmt(f.iman_davenport_f, 2)} "
+            f"p={_pvalue(f.p_iman_davenport)} (N={f.n_datasets}, k={f.n_losses})"
+        )
+    )
+    tables = [
+        _rich(
+            compare_summary_rows(result),
+            f"{result.metric.name} ({direction} is better) — baseline {result.baseline}",
+            caption=f"{omnibus}\n{_missing_line(result)}",
+        ),
+        _rich(
+            compare_dataset_rows(result),
+            "Per dataset: mean ± 95% CI over seeds, paired Δ = loss − baseline",
+            caption="P(better) = share of paired seeds where the loss beats the baseline (ties ½), "
+            "with a bootstrap CI",
+        ),
+    ]
+    if len(result.pairwise):
+        pw = result.pairwise.assign(
+            p=result.pairwise["p"].map(_pvalue),
+            p_holm=result.pairwise["p_holm"].map(_pvalue),
+            median_diff=result.pairwise["median_diff"].map(fmt),
+        )
+        tables.append(_rich(pw, "Pairwise Wilcoxon signed-rank over dataset means (Holm-adjusted)"))
+    return tables
+
+
+def compare_to_json(result: CompareResult) -> str:
+    return json.dumps(result.to_dict(), indent=2)
+
+
+def compare_to_markdown(result: CompareResult) -> str:
+    direction = "higher" if result.metric.higher_is_better else "lower"
+    parts = [
+        f"## {result.metric.name} ({direction} is better), baseline `{result.baseline}`",
+        "",
+        _markdown(compare_summary_rows(result)),
+        "",
+        f"_{_missing_line(result)}_",
+        "",
+        "### Per dataset",
+        "",
+        _markdown(compare_dataset_rows(result)),
+    ]
+    if result.friedman is not None:
+        f = result.friedman
+        parts += [
+            "",
+            f"Friedman χ² = {fmt(f.chi2, 2)}, p = {_pvalue(f.p_chi2)}; Iman–Davenport F = "
+            f"{fmt(f.iman_davenport_f, 2)}, p = {_pvalue(f.p_iman_davenport)}.",
+        ]
+    parts += [f"> {n}" for n in result.notes]
+    return "\n".join(parts) + "\n"
+
+
+def compare_to_csv(result: CompareResult) -> str:
+    """The per-dataset table (raw numbers) as CSV."""
+    buf = io.StringIO()
+    result.per_dataset.assign(metric=result.metric.name, baseline=result.baseline).to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (pipes escaped); pandas' to_markdown would need tabulate."""
+
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    cols = [cell(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+# -- gate ---------------------------------------------------------------------------------------------
+
+
+def gate_cell_rows(result: GateResult) -> pd.DataFrame:
+    rows = []
+    for r in result.cells.to_dict(orient="records"):
+        row = {
+            "verdict": r["verdict"],
+            "dataset": r["dataset"],
+            "loss": r["loss"],
+            "n": str(r["n"]),
+            "baseline": fmt(r["baseline"]),
+            "candidate": fmt(r["candidate"]),
+            "Δ": fmt(r["diff"]),
+        }
+        if result.mode == "stat":
+            row.update(
+                {
+                    "one-sided CI (oriented)": _ci(r["lower"], r["upper"]),
+                    "δ": fmt(r["delta"]),
+                    "P(better)": fmt(r["p_better"], 2),
+                    "p regr (Holm)": _pvalue(r["p_regression_holm"]),
+                    "p non-inf (Holm)": _pvalue(r["p_noninferior_holm"]),
+                }
+            )
+        else:
+            row.update({"max |Δ|": f"{r['max_abs_diff']:.3g}", "changed seeds": str(int(r["n_changed"]))})
+        if r.get("n_failed"):
+            row["failed"] = str(r["n_failed"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def gate_suite_rows(result: GateResult) -> pd.DataFrame:
+    if result.suite.empty:
+        return pd.DataFrame()
+    return pd.DataFrame(
+        [
+            {
+                "verdict": r["verdict"],
+                "loss": r["loss"],
+                "datasets": str(r["n_datasets"]),
+                "median Δ (oriented)": fmt(r["median_diff"]),
+                "median Δ/δ": fmt(r["median_norm_diff"], 2),
+                "Wilcoxon p (Holm)": _pvalue(r["p_holm"]),
+            }
+            for r in result.suite.to_dict(orient="records")
+        ]
+    )
+
+
+def _headline(result: GateResult) -> str:
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts().items()))
+    return (
+        f"{result.outcome} (exit {result.exit_code}) — {result.mode} mode, metric {result.metric.name}, "
+        f"margin from {result.margin_source}; cells: {counts or 'none'}"
+    )
+
+
+def gate_tables(result: GateResult) -> list[Table]:
+    cells = _rich(
+        gate_cell_rows(result), "Gate: candidate vs baseline per (dataset, loss)", caption=_headline(result)
+    )
+    for i, verdict in enumerate(result.cells["verdict"]):
+        cells.rows[i].style = _VERDICT_STYLE.get(verdict)
+    tables = [cells]
+    suite = gate_suite_rows(result)
+    if len(suite):
+        tables.append(
+            _rich(suite, "Suite level per loss: one-sided Wilcoxon on dataset mean Δ and median Δ/δ < −½")
+        )
+    return tables
+
+
+def gate_to_json(result: GateResult) -> str:
+    return json.dumps(result.to_dict(), indent=2)
+
+
+def gate_to_markdown(result: GateResult) -> str:
+    """The GitHub job-summary Markdown: headline, non-passing cells first, the suite checks, notes."""
+    icon = {"PASS": "✅", "REGRESSION": "❌", "CHANGED": "❌", "INCONCLUSIVE": "⚠️"}.get(result.outcome, "")
+    rows = gate_cell_rows(result)
+    order = {"REGRESSION": 0, "CHANGED": 0, "INCONCLUSIVE": 1, "PASS": 2}
+    if len(rows):
+        rows = rows.sort_values("verdict", key=lambda s: s.map(order), kind="stable")
+    parts = [f"## {icon} lossbench gate: {result.outcome}", "", _headline(result), "", _markdown(rows)]
+    suite = gate_suite_rows(result)
+    if len(suite):
+        parts += ["", "### Suite level", "", _markdown(suite)]
+    parts += ["", *[f"> {n}" for n in result.notes]]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def gate_to_csv(result: GateResult) -> str:
+    buf = io.StringIO()
+    result.cells.to_csv(buf, index=False)
+    return buf.getvalue()
