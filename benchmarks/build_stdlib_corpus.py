@@ -14,10 +14,19 @@ import gzip
 import importlib
 import inspect
 import json
+import re
 import sys
 from pathlib import Path
 
-MODULES = ["abc", "argparse", "ast", "asyncio", "base64", "bisect", "calendar", "codecs", "collections", "colorsys", "contextlib", "copy", "csv", "datetime", "difflib", "email.utils", "fnmatch", "fractions", "functools", "glob", "gzip", "hashlib", "heapq", "hmac", "html", "inspect", "io", "ipaddress", "itertools", "json", "logging", "math", "mimetypes", "operator", "os", "os.path", "pathlib", "pickle", "platform", "pprint", "random", "re", "shlex", "shutil", "socket", "statistics", "string", "struct", "subprocess", "tarfile", "tempfile", "textwrap", "threading", "time", "timeit", "tokenize", "traceback", "types", "typing", "unicodedata", "urllib.parse", "uuid", "warnings", "zipfile", "zlib"]
+MODULES = (
+    "abc", "argparse", "ast", "asyncio", "base64", "bisect", "calendar", "codecs", "collections", "colorsys",
+    "contextlib", "copy", "csv", "datetime", "difflib", "email.utils", "fnmatch", "fractions", "functools",
+    "glob", "gzip", "hashlib", "heapq", "hmac", "html", "inspect", "io", "ipaddress", "itertools", "json",
+    "logging", "math", "mimetypes", "operator", "os", "os.path", "pathlib", "pickle", "platform", "pprint",
+    "random", "re", "shlex", "shutil", "socket", "statistics", "string", "struct", "subprocess", "tarfile",
+    "tempfile", "textwrap", "threading", "time", "timeit", "tokenize", "traceback", "types", "typing",
+    "unicodedata", "urllib.parse", "uuid", "warnings", "zipfile", "zlib",
+)
 MAX_DOC_CHARS = 800
 MIN_DOC_CHARS = 40
 OUT = Path(__file__).resolve().parents[1] / "lossbench" / "data" / "stdlib_docs.jsonl.gz"
@@ -34,7 +43,8 @@ def members(module_name: str) -> list[dict[str, str]]:
             continue
         doc = inspect.getdoc(obj) or ""
         try:
-            signature = str(inspect.signature(obj))
+            # object reprs carry memory addresses; drop them so the snapshot is reproducible
+            signature = re.sub(r" at 0x[0-9a-f]+", "", str(inspect.signature(obj)))
         except (TypeError, ValueError):
             continue
         if len(doc) < MIN_DOC_CHARS:

@@ -49,8 +49,8 @@ def prepare_pairs(data: Dataset, spec: TrialSpec, options: dict[str, Any]) -> Pr
     n = len(docs)
     rng = np.random.default_rng(spec.seed)
     order = rng.permutation(n)
-    n_test = max(1, int(round(float(split.get("test", 0.2)) * n)))
-    n_val = int(round(float(split.get("val", 0.2)) * n))
+    n_test = max(1, round(float(split.get("test", 0.2)) * n))
+    n_val = round(float(split.get("val", 0.2)) * n)
     test_idx, val_idx, train_idx = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
     negs = hard_negatives(queries[train_idx], docs, train_idx, np.sort(train_idx), h)
     train_x = np.concatenate([queries[train_idx, None], docs[train_idx, None], docs[negs]], axis=1)
