@@ -58,7 +58,8 @@ class Metrix(Method):
                             "Write metrix:base=contrastive (or multi-similarity, proxy-anchor).")
         x, y = batch.x, batch.y
         feature = self.mode == "feature" and isinstance(model, nn.Sequential) and len(model) > 1
-        feats = model[:-1](x) if feature else None
+        # the penultimate features: every layer but the last (slicing would rebuild the Sequential subclass)
+        feats = nn.Sequential(*list(model)[:-1])(x) if feature else None
         emb = model[-1](feats) if feature else model(x)
         clean = loss(emb, y)
         same = y[:, None] == y[None, :]

@@ -12,20 +12,38 @@ from lossbench.models.mlp import MLP
 from lossbench.models.registry import MODELS
 
 
-class DualEncoder(nn.Module):
-    """Separate query and document MLP towers over the same input features.
+class Tower(nn.Module):
+    """A linear random projection plus a residual MLP whose last layer starts at zero.
 
-    Input (B, S, F): slot 0 is the query, slots 1.. are documents; output (B, S, d). Rows are flattened through
-    the towers, so batch norm sees a (rows, features) matrix.
+    At initialisation the tower is the projection alone, which approximately preserves cosine similarity of
+    the sparse n-gram inputs (Johnson–Lindenstrauss), so training starts from lexical matching instead of noise.
     """
 
     def __init__(self, n_in: int, n_out: int, hidden: Sequence[int] = (256,), dropout: float = 0.0,
                  batch_norm: bool = False) -> None:
         super().__init__()
-        self.query = MLP(n_in, n_out, hidden, dropout, batch_norm)
-        self.document = MLP(n_in, n_out, hidden, dropout, batch_norm)
-        # Siamese start: both towers begin as the same random projection, so initial scores track lexical
-        # n-gram overlap; training then lets them specialise.
+        self.projection = nn.Linear(n_in, n_out, bias=False)
+        nn.init.normal_(self.projection.weight, std=n_out**-0.5)
+        self.residual = MLP(n_in, n_out, hidden, dropout, batch_norm)
+        nn.init.zeros_(self.residual[-1].weight)
+        nn.init.zeros_(self.residual[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection(x) + self.residual(x)
+
+
+class DualEncoder(nn.Module):
+    """Separate query and document towers (:class:`Tower`) over the same input features.
+
+    Input (B, S, F): slot 0 is the query, slots 1.. are documents; output (B, S, d). Rows are flattened through
+    the towers, so batch norm sees a (rows, features) matrix. Both towers start with the same weights.
+    """
+
+    def __init__(self, n_in: int, n_out: int, hidden: Sequence[int] = (256,), dropout: float = 0.0,
+                 batch_norm: bool = False) -> None:
+        super().__init__()
+        self.query = Tower(n_in, n_out, hidden, dropout, batch_norm)
+        self.document = Tower(n_in, n_out, hidden, dropout, batch_norm)
         self.document.load_state_dict(self.query.state_dict())
 
     def encode_documents(self, x: torch.Tensor) -> torch.Tensor:

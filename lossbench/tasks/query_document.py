@@ -59,7 +59,7 @@ def prepare_pairs(data: Dataset, spec: TrialSpec, options: dict[str, Any]) -> Pr
         x = np.stack([queries[idx], docs[idx]], axis=1)
         return TensorSplit(torch.as_tensor(x), torch.as_tensor(idx, dtype=torch.long))
 
-    dim = int(options.get("embedding_dim", 64))
+    dim = int(options.get("pair_embedding_dim", 256))
     return Prepared(
         train=TensorSplit(torch.as_tensor(train_x), torch.as_tensor(train_idx, dtype=torch.long)),
         val=held_out(val_idx) if len(val_idx) else None,

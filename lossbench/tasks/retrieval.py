@@ -36,6 +36,7 @@ OPTIONS: dict[str, tuple[type, Any]] = {
     "class_split": (str, "random"),
     "embedding_dim": (int, 64),
     "hard_negatives": (int, 3),
+    "pair_embedding_dim": (int, 256),  # query-document towers: wide enough to keep lexical similarity
     "text_features": (int, 2048),
     "max_eval_items": (int, 1500),
 }
