@@ -5,6 +5,10 @@ not carry state from one evaluation into another), supplies the construction con
 extras the loss declares in its needs, and returns one :class:`CheckResult`. Binary-capable
 losses are checked with K = 2 and multi-class ones with K = 3; a check passes only if it passes
 for every K the loss supports.
+
+Retrieval contracts get inputs of their own shape (:func:`batch`): ``embeddings`` are (B, 8) with labels in
+0..K-1, ``pairs`` are (B, 2 + 2, 8) [query, positive, two hard negatives] with document ids, and ``scores`` are
+(B, 8) label scores with a multi-hot target; K counts classes, document ids or labels.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from lossbench.losses.base import CALL_NEEDS, LossBase
 EXTREME = 1e4
 N_SAMPLES = 64
 SEED = 0
+EMBEDDING_DIM = 8
+HARD_NEGATIVES = 2
+N_LABELS = 8
 
 #: The checks in the order they are reported.
 CHECKS = (
@@ -63,7 +70,8 @@ def class_counts(k: int) -> list[int]:
 
 def context(k: int, seed: int = SEED) -> dict[str, Any]:
     """Everything a loss may need at construction; make_loss passes on only what it declares."""
-    return {"class_counts": class_counts(k), "n_classes": k, "n_samples": N_SAMPLES, "seed": seed}
+    return {"class_counts": class_counts(k), "n_classes": k, "n_samples": N_SAMPLES, "seed": seed,
+            "embedding_dim": EMBEDDING_DIM}
 
 
 def extras_for(loss: LossBase, batch: int, device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -74,16 +82,26 @@ def extras_for(loss: LossBase, batch: int, device: torch.device | str = "cpu") -
 
 def class_values(name: str) -> list[int]:
     """The numbers of classes a loss is checked with: 2 if it supports binary, 3 if multi-class."""
-    tasks = LOSSES.get(name).info.tasks
+    info = LOSSES.get(name).info
+    if info.input == "scores":
+        return [N_LABELS]
+    tasks = info.tasks
     ks = ([2] if "binary" in tasks else []) + ([3] if "multiclass" in tasks else [])
     return ks or [3]
 
 
-def batch(k: int, b: int, seed: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def batch(
+    k: int, b: int, seed: int, dtype: torch.dtype = torch.float32, contract: str = "logits"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random inputs of the loss's contract with every class (label, document id) present when b >= k."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(b, k, generator=g, dtype=dtype)
+    shape = {"embeddings": (b, EMBEDDING_DIM), "pairs": (b, 2 + HARD_NEGATIVES, EMBEDDING_DIM)}.get(contract, (b, k))
+    x = torch.randn(*shape, generator=g, dtype=dtype)
     y = torch.arange(b) % k  # every class present when b >= k
     y = y[torch.randperm(b, generator=g)]
+    if contract == "scores":  # multi-hot: the row's label plus a random extra one
+        extra = torch.randint(0, k, (b,), generator=g)
+        y = (torch.nn.functional.one_hot(y, k) | torch.nn.functional.one_hot(extra, k)).long()
     return x, y
 
 
@@ -97,6 +115,10 @@ class Harness:
         self.name = name
         self.params = dict(params or {})
         self.info = LOSSES.get(name).info
+        self.k = 3  # classes, document ids or labels of the current check; set by run_check
+
+    def batch(self, k: int, b: int, seed: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        return batch(k, b, seed, dtype, self.info.input)
 
     def build(self, k: int, reduction: str = "mean", seed: int = SEED, device: str = "cpu") -> LossBase:
         return make_loss(self.name, {**self.params, "reduction": reduction}, **context(k, seed)).to(device)
@@ -109,7 +131,8 @@ class Harness:
         seed: int = SEED,
         loss: LossBase | None = None,
     ) -> torch.Tensor:
-        loss = loss if loss is not None else self.build(x.shape[1], reduction, seed, str(x.device))
+        k = x.shape[1] if self.info.input in ("logits", "probabilities") else self.k
+        loss = loss if loss is not None else self.build(k, reduction, seed, str(x.device))
         return loss(x, y, **extras_for(loss, x.shape[0], x.device))
 
     def value_and_grad(
@@ -146,7 +169,7 @@ def check_defaults(h: Harness, k: int) -> str:
 
 
 def check_extreme(h: Harness, k: int) -> str:
-    x, y = batch(k, 8, 1)
+    x, y = h.batch(k, 8, 1)
     x = torch.where(x > 0, EXTREME, -EXTREME)
     x[0] = -EXTREME
     x[0, y[0]] = EXTREME  # confidently right
@@ -158,14 +181,14 @@ def check_extreme(h: Harness, k: int) -> str:
 
 def check_one_class(h: Harness, k: int) -> str:
     for label in (0, k - 1):
-        x, _ = batch(k, 6, 2)
-        y = torch.full((6,), label)
+        x, y = h.batch(k, 6, 2)
+        y = torch.full((6,), label) if y.ndim == 1 else torch.zeros_like(y).index_fill_(1, torch.tensor([label]), 1)
         _require_finite(f"all labels {label}", *h.value_and_grad(x, y))
     return "all-0 and all-last batches"
 
 
 def check_batch_of_one(h: Harness, k: int) -> str:
-    x, y = batch(k, 1, 3)
+    x, y = h.batch(k, 1, 3)
     _require_finite("batch of one", *h.value_and_grad(x, y))
     return "B=1"
 
@@ -173,7 +196,7 @@ def check_batch_of_one(h: Harness, k: int) -> str:
 def check_gradcheck(h: Harness, k: int) -> str:
     if not h.info.exact_gradient:
         return "skipped: the loss declares a surrogate gradient (exact_gradient=False)"
-    x, y = batch(k, 4, 4, torch.float64)
+    x, y = h.batch(k, 4, 4, torch.float64)
     x.requires_grad_(True)
 
     def fn(inp: torch.Tensor) -> torch.Tensor:
@@ -188,12 +211,12 @@ def check_gradcheck(h: Harness, k: int) -> str:
 
 def check_batch_dependence(h: Harness, k: int) -> str:
     b = 6
-    x, y = batch(k, b, 5)
+    x, y = h.batch(k, b, 5)
     base_out, base_grad = h.value_and_grad(x, y)
     observed = False
     # random batch-mates, then the same batch-mates scaled far up and down (rank-based losses such
     # as ensloss only react when sample 0 changes rank)
-    variants = [batch(k, b, 100 + t) for t in range(4)] + [(s * x, y) for s in (10.0, -10.0, 0.1)]
+    variants = [h.batch(k, b, 100 + t) for t in range(4)] + [(s * x, y) for s in (10.0, -10.0, 0.1)]
     for x2, y2 in variants:
         x2, y2 = x2.clone(), y2.clone()
         x2[0], y2[0] = x[0], y[0]  # same sample 0, new batch-mates
@@ -213,7 +236,7 @@ def check_batch_dependence(h: Harness, k: int) -> str:
 
 
 def check_determinism(h: Harness, k: int) -> str:
-    x, y = batch(k, 8, 6)
+    x, y = h.batch(k, 8, 6)
     out1, grad1 = h.value_and_grad(x, y, seed=7)
     out2, grad2 = h.value_and_grad(x, y, seed=7)
     if not (torch.equal(out1, out2) and torch.equal(grad1, grad2)):
@@ -227,7 +250,7 @@ def available_devices() -> list[str]:
 
 def check_devices(h: Harness, k: int) -> str:
     devices = available_devices()
-    x, y = batch(k, 8, 8)
+    x, y = h.batch(k, 8, 8)
     ref_out, ref_grad = h.value_and_grad(x, y)
     for device in devices[1:]:
         out, grad = h.value_and_grad(x.to(device), y.to(device))
@@ -239,7 +262,7 @@ def check_devices(h: Harness, k: int) -> str:
 
 
 def check_reduction(h: Harness, k: int) -> str:
-    x, y = batch(k, 8, 9)
+    x, y = h.batch(k, 8, 9)
     outs = {r: h.value(x, y, r) for r in ("none", "mean", "sum")}
     if h.info.batch_level:
         if any(v.ndim != 0 for v in outs.values()):
@@ -272,6 +295,7 @@ def run_check(name: str, check: str, params: Mapping[str, Any] | None = None) ->
     h = Harness(name, params)
     details = []
     for k in class_values(name):
+        h.k = k
         try:
             details.append(f"K={k}: {CHECK_FUNCTIONS[check](h, k)}")
         except CheckFailed as exc:

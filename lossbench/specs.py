@@ -134,7 +134,7 @@ def _validated(params: Mapping[str, Any], owner: str, given: Mapping[str, Any]) 
 
 def _dummy_context(needs: frozenset[str]) -> dict[str, Any]:
     # Only for validating parameters before the data is known.
-    dummy = {"class_counts": [1, 1], "n_classes": 2, "n_samples": 2, "seed": 0}
+    dummy = {"class_counts": [1, 1], "n_classes": 2, "n_samples": 2, "seed": 0, "embedding_dim": 2}
     return {k: v for k, v in dummy.items() if k in needs}
 
 

@@ -10,9 +10,12 @@ from lossbench.losses import (  # noqa: F401  (importing registers the losses)
     anyloss,
     baselines,
     comp_sum,
+    contrastive,
     ensloss,
     ldr,
+    metric_learning,
     reweighting,
+    xmc,
     z_loss,
 )
 from lossbench.losses.base import LossBase, LossInfo, Param

@@ -17,11 +17,16 @@ from torch import nn
 
 from lossbench.errors import LossInputError, SpecError
 
-TASKS = frozenset({"binary", "multiclass", "multilabel", "embedding", "segmentation", "one-class"})
-INPUTS = frozenset({"logits", "probabilities", "embeddings", "masks"})
+TASKS = frozenset(
+    {"binary", "multiclass", "multilabel", "embedding", "query-document", "segmentation", "one-class"}
+)
+#: "embeddings": (B, d) float with (B,) integer labels; "pairs": (B, 2 + H, d) float rows
+#: [query, positive, H hard negatives] with (B,) integer document ids; "scores": (B, L) float
+#: query–label scores with a (B, L) multi-hot target.
+INPUTS = frozenset({"logits", "probabilities", "embeddings", "pairs", "scores", "masks"})
 #: Things a loss can ask for. Construction context comes from the task;
 #: per-call extras are passed to ``forward`` by the training loop.
-CONTEXT_NEEDS = frozenset({"class_counts", "n_classes", "n_samples", "seed"})
+CONTEXT_NEEDS = frozenset({"class_counts", "n_classes", "n_samples", "seed", "embedding_dim"})
 CALL_NEEDS = frozenset({"sample_index", "epoch"})
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -203,6 +208,41 @@ class LossBase(nn.Module):
                 )
             if "binary" not in self.info.tasks and input.shape[1] == 2 and self.info.input == "logits":
                 pass  # multiclass-only losses refuse K=2 themselves where the formula requires it
+        elif self.info.input in ("embeddings", "pairs", "scores"):
+            self.check_retrieval_inputs(input, target)
+
+    def check_retrieval_inputs(self, input: torch.Tensor, target: torch.Tensor) -> None:
+        """The embedding, pair and score contracts (see :data:`INPUTS`)."""
+        name, kind = self.info.name, self.info.input
+        shape = {"embeddings": "(batch, dim)", "pairs": "(batch, 2 + hard_negatives, dim)", "scores": "(batch, labels)"}
+        ndim = 3 if kind == "pairs" else 2
+        if input.ndim != ndim or not input.dtype.is_floating_point:
+            raise LossInputError(
+                f"Loss {name!r} expects float {kind} of shape {shape[kind]}; got {input.dtype} of shape "
+                f"{tuple(input.shape)}.",
+                "Pass the embedding network's output" + (" stacked as [query, positive, negatives...]"
+                                                         if kind == "pairs" else "") + ".",
+            )
+        if input.shape[0] == 0:
+            raise LossInputError(f"Loss {name!r} got an empty batch.")
+        if kind == "pairs" and input.shape[1] < 2:
+            raise LossInputError(f"Loss {name!r} needs a query and a positive per row; got {input.shape[1]} item(s).",
+                                 "Stack rows as (batch, 2 + hard_negatives, dim).")
+        if kind == "scores":
+            if target.shape != input.shape:
+                raise LossInputError(
+                    f"Loss {name!r} expects a multi-hot target of shape {tuple(input.shape)}; got {tuple(target.shape)}.",
+                    "Pass one 0/1 column per label.",
+                )
+            return
+        if target.ndim != 1 or target.shape[0] != input.shape[0]:
+            raise LossInputError(
+                f"Loss {name!r} expects integer labels of shape ({input.shape[0]},); got {tuple(target.shape)}.",
+                "Pass class labels (embeddings) or document ids (pairs), one per row.",
+            )
+        if target.dtype.is_floating_point or target.dtype == torch.bool:
+            raise LossInputError(f"Loss {name!r} expects integer labels; got dtype {target.dtype}.",
+                                 "Convert with target.long().")
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
         self.check_inputs(input, target)

@@ -151,7 +151,9 @@ class Plain(Method):
     info = MethodInfo(
         name="plain",
         family="plain",
-        tasks=frozenset({"binary", "multiclass", "multilabel", "embedding", "segmentation", "one-class"}),
+        tasks=frozenset(
+            {"binary", "multiclass", "multilabel", "embedding", "query-document", "segmentation", "one-class"}
+        ),
         params={},
         citation="",
         summary="The standard training step.",

@@ -1,6 +1,12 @@
 """Data sources, one module per URI scheme. ``load_dataset(uri)`` is the entry point."""
 
-from lossbench.sources import openml_source, sklearn_bundled, synthetic, table  # noqa: F401  (register the schemes)
+from lossbench.sources import (  # noqa: F401  (register the schemes)
+    openml_source,
+    retrieval,
+    sklearn_bundled,
+    synthetic,
+    table,
+)
 from lossbench.sources.base import SOURCES, Dataset, encode_labels, load_dataset
 
 __all__ = ["SOURCES", "Dataset", "encode_labels", "load_dataset"]

@@ -30,9 +30,15 @@ class Dataset:
     y: np.ndarray
     classes: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Multi-label data: an (n, L) 0/1 matrix (``y`` then holds one label per row, for stratification).
+    targets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, dtype=np.int64)
+        if self.targets is not None:
+            self.targets = np.asarray(self.targets, dtype=np.int8)
+            if self.targets.ndim != 2 or len(self.targets) != len(self.y):
+                raise DataError(f"Dataset {self.uri!r}: targets must be an (n_rows, n_labels) 0/1 matrix.")
         if len(self.X) != len(self.y):
             raise DataError(f"Dataset {self.uri!r} has {len(self.X)} feature rows but {len(self.y)} labels.")
         if len(self.y) == 0:
@@ -58,6 +64,8 @@ class Dataset:
         h.update(",".join(map(str, self.X.columns)).encode())
         h.update(self.y.tobytes())
         h.update("\x1f".join(self.classes).encode())
+        if self.targets is not None:  # only multi-label data: other hashes stay as they were
+            h.update(self.targets.tobytes())
         return h.hexdigest()[:16]
 
 

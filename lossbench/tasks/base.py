@@ -45,6 +45,7 @@ class Prepared:
     kind: str  # the loss task this trial needs: "binary", "multiclass", ...
     class_counts: list[int] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # recorded in the result row as columns
+    embedding_dim: int | None = None  # output width of an embedding model (proxy-based losses size their proxies)
 
     def split(self, name: str) -> TensorSplit:
         part = {"train": self.train, "val": self.val, "test": self.test}[name]
@@ -65,6 +66,7 @@ class Prepared:
             "n_classes": self.n_classes,
             "n_samples": len(self.train),
             "seed": seed,
+            "embedding_dim": self.embedding_dim,
         }
 
 

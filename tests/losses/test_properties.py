@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lossbench.conformance import class_values, context, extras_for
+from lossbench.conformance import batch, class_values, context, extras_for
 from lossbench.losses import LOSSES, make_loss
 
 #: Losses with a known range for their per-sample (or batch) value.
@@ -40,8 +40,8 @@ NONNEGATIVE = {
 }
 
 
-def evaluate(name: str, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    loss = make_loss(name, {"reduction": "none"}, **context(x.shape[1]))
+def evaluate(name: str, x: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    loss = make_loss(name, {"reduction": "none"}, **context(k))
     x = x.clone().requires_grad_(True)
     extras: dict[str, Any] = extras_for(loss, x.shape[0])
     out = loss(x, y, **extras)
@@ -60,11 +60,15 @@ def evaluate(name: str, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
 def test_shape_finiteness_and_range(name: str, b: int, scale: float, seed: int, pick_k: int) -> None:
     ks = class_values(name)
     k = ks[min(pick_k, len(ks) - 1)]
-    g = torch.Generator().manual_seed(seed)
-    x = scale * torch.randn(b, k, generator=g)
-    y = torch.randint(0, k, (b,), generator=g)
-    out, grad = evaluate(name, x, y)
     info = LOSSES.get(name).info
+    if info.input in ("logits", "probabilities"):
+        g = torch.Generator().manual_seed(seed)
+        x = scale * torch.randn(b, k, generator=g)
+        y = torch.randint(0, k, (b,), generator=g)
+    else:  # embeddings, query–document pairs and multi-label scores have their own shapes
+        x, y = batch(k, b, seed, contract=info.input)
+        x = scale * x
+    out, grad = evaluate(name, x, y, k)
     assert out.shape == (() if info.batch_level else (b,))
     assert torch.isfinite(out).all(), (name, out)
     assert torch.isfinite(grad).all(), name

@@ -1,0 +1,75 @@
+"""Embedding models for retrieval: a two-tower encoder for query–document pairs and a dual encoder for labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lossbench.models.mlp import MLP
+from lossbench.models.registry import MODELS
+
+
+class Tower(nn.Module):
+    """A linear random projection plus a residual MLP whose last layer starts at zero.
+
+    At initialisation the tower is the projection alone, which approximately preserves cosine similarity of
+    the sparse n-gram inputs (Johnson–Lindenstrauss), so training starts from lexical matching instead of noise.
+    """
+
+    def __init__(self, n_in: int, n_out: int, hidden: Sequence[int] = (256,), dropout: float = 0.0,
+                 batch_norm: bool = False) -> None:
+        super().__init__()
+        self.projection = nn.Linear(n_in, n_out, bias=False)
+        nn.init.normal_(self.projection.weight, std=n_out**-0.5)
+        self.residual = MLP(n_in, n_out, hidden, dropout, batch_norm)
+        nn.init.zeros_(self.residual[-1].weight)
+        nn.init.zeros_(self.residual[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection(x) + self.residual(x)
+
+
+class DualEncoder(nn.Module):
+    """Separate query and document towers (:class:`Tower`) over the same input features.
+
+    Input (B, S, F): slot 0 is the query, slots 1.. are documents; output (B, S, d). Rows are flattened through
+    the towers, so batch norm sees a (rows, features) matrix. Both towers start with the same weights.
+    """
+
+    def __init__(self, n_in: int, n_out: int, hidden: Sequence[int] = (256,), dropout: float = 0.0,
+                 batch_norm: bool = False) -> None:
+        super().__init__()
+        self.query = Tower(n_in, n_out, hidden, dropout, batch_norm)
+        self.document = Tower(n_in, n_out, hidden, dropout, batch_norm)
+        self.document.load_state_dict(self.query.state_dict())
+
+    def encode_documents(self, x: torch.Tensor) -> torch.Tensor:
+        return self.document(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, f = x.shape
+        q = self.query(x[:, 0])
+        d = self.document(x[:, 1:].reshape(-1, f)).reshape(b, s - 1, -1)
+        return torch.cat([q[:, None], d], dim=1)
+
+
+class LabelDualEncoder(nn.Module):
+    """An MLP query encoder and a learnable label-embedding table; outputs (B, L) cosine scores.
+
+    The DEXML setting with label embeddings learnt directly (our labels have no text).
+    """
+
+    def __init__(self, n_in: int, n_labels: int, embedding_dim: int = 64, hidden: Sequence[int] = (128,),
+                 dropout: float = 0.0, batch_norm: bool = False) -> None:
+        super().__init__()
+        self.encoder = MLP(n_in, embedding_dim, hidden, dropout, batch_norm)
+        self.labels = nn.Parameter(torch.randn(n_labels, embedding_dim) / embedding_dim**0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.encoder(x), dim=-1) @ F.normalize(self.labels, dim=-1).T
+
+
+MODELS.register("dual-mlp", DualEncoder, params={"hidden": [256], "dropout": 0.0, "batch_norm": False})

@@ -1,0 +1,142 @@
+"""Retrieval task: class-as-relevance embedding retrieval, and query–document retrieval on pair data.
+
+Class-as-relevance (loss task ``embedding``): an MLP maps each row to a d-dimensional embedding; at evaluation
+every item of the split queries all the others by cosine similarity (leave-one-out) and items of the same class
+are relevant. ``class_split = "unseen"`` trains on the first half of the classes (sorted) and evaluates on the
+other half (digits: train 0–4, evaluate 5–9), the deep-metric-learning protocol; validation rows come from the
+training classes. ``"random"`` (default) splits rows stratified by class.
+
+Pair data (``meta["kind"] == "pairs"``) switch to the query–document task in
+:mod:`lossbench.tasks.query_document` (loss task ``query-document``). One suite can therefore hold both kinds
+of dataset; losses are skipped (and the reason stored) where their contract does not fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from lossbench.metrics import METRICS
+from lossbench.metrics.retrieval import RANKING
+from lossbench.models import MODELS
+from lossbench.models.retrieval import DualEncoder
+from lossbench.sources.base import Dataset
+from lossbench.specs import TrialSpec
+from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType
+from lossbench.tasks.classification import make_preprocessor, split_indices, to_split
+from lossbench.tasks.query_document import embed_pairs, pair_relevance, prepare_pairs
+
+OPTIONS: dict[str, tuple[type, Any]] = {
+    "class_split": (str, "random"),
+    "embedding_dim": (int, 64),
+    "hard_negatives": (int, 3),
+    "pair_embedding_dim": (int, 256),  # query-document towers: wide enough to keep lexical similarity
+    "text_features": (int, 2048),
+    "max_eval_items": (int, 1500),
+}
+
+
+def validate_retrieval_options(options: Mapping[str, Any], fail: Fail, allowed: Mapping[str, tuple[type, Any]]) -> None:
+    for key, value in options.items():
+        if key not in allowed:
+            raise fail(key, "unknown option.", f"Options: {', '.join(sorted(allowed))}.")
+        kind = allowed[key][0]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise fail(key, f"must be a {kind.__name__}; got {value!r}.")
+        if kind is int and value < 1:
+            raise fail(key, f"must be at least 1; got {value}.")
+    if options.get("class_split", "random") not in ("random", "unseen"):
+        raise fail("class_split", f"unknown value {options['class_split']!r}.", 'Use "random" or "unseen".')
+
+
+def unseen_class_indices(y: np.ndarray, seed: int, val: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train/val rows from the first half of the classes, test rows from the second half."""
+    classes = np.unique(y)
+    seen = classes[: len(classes) // 2]
+    seen_rows = np.flatnonzero(np.isin(y, seen))
+    test_idx = np.flatnonzero(~np.isin(y, seen))
+    if val <= 0:
+        return seen_rows, np.array([], dtype=np.int64), test_idx
+    train_idx, val_idx = train_test_split(seen_rows, test_size=val, stratify=y[seen_rows], random_state=seed)
+    return train_idx, val_idx, test_idx
+
+
+class Retrieval(TaskType):
+    name = "retrieval"
+    description = "Embedding retrieval: class-as-relevance on tabular/signal data, query–document on pair data"
+    loss_tasks = frozenset({"embedding", "query-document"})
+
+    def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
+        validate_retrieval_options(options, fail, OPTIONS)
+
+    def options(self, spec: TrialSpec) -> dict[str, Any]:
+        return {k: spec.config.get("options", {}).get(k, default) for k, (_, default) in OPTIONS.items()}
+
+    def prepare(self, data: Dataset, spec: TrialSpec) -> Prepared:
+        options = self.options(spec)
+        if data.meta.get("kind") == "pairs":
+            return prepare_pairs(data, spec, options)
+        split = spec.config.get("split", {})
+        if options["class_split"] == "unseen":
+            train_idx, val_idx, test_idx = unseen_class_indices(data.y, spec.seed, float(split.get("val", 0.2)))
+        else:
+            train_idx, val_idx, test_idx = split_indices(
+                data.y, spec.seed, float(split.get("test", 0.2)), float(split.get("val", 0.2)), data.uri
+            )
+        if len(test_idx) > options["max_eval_items"]:  # leave-one-out costs O(n²): a seeded subsample of the gallery
+            rng = np.random.default_rng(spec.seed + 17)
+            test_idx = np.sort(rng.choice(test_idx, options["max_eval_items"], replace=False))
+        pre = make_preprocessor(data.X).fit(data.X.iloc[train_idx])
+        # labels re-coded per split: proxies cover the training classes only
+        parts = {}
+        for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
+            if len(idx):
+                parts[name] = to_split(pre.transform(data.X.iloc[idx]), np.unique(data.y[idx], return_inverse=True)[1])
+        k = len(np.unique(data.y[train_idx]))
+        return Prepared(
+            train=parts["train"], val=parts.get("val"), test=parts["test"],
+            n_features=int(parts["train"].X.shape[1]), n_classes=k, kind="embedding",
+            class_counts=np.bincount(parts["train"].y.numpy(), minlength=k).tolist(),
+            info={"n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx)},
+            embedding_dim=options["embedding_dim"],
+        )
+
+    def build_model(self, prepared: Prepared, spec: TrialSpec) -> nn.Module:
+        model_cfg = dict(spec.config.get("model", {}))
+        family = model_cfg.pop("family", "mlp")
+        dim = prepared.embedding_dim or 64
+        if prepared.kind == "query-document":
+            return DualEncoder(prepared.n_features, dim, **model_cfg)
+        return MODELS.get(family)(prepared.n_features, dim, **model_cfg)
+
+    @torch.no_grad()
+    def embed(self, model: nn.Module, X: torch.Tensor, batch: int = 8192) -> np.ndarray:
+        was = model.training
+        model.eval()
+        out = torch.cat([F.normalize(model(X[i: i + batch]).float(), dim=-1) for i in range(0, len(X), batch)])
+        model.train(was)
+        return out.cpu().double().numpy()
+
+    def evaluate(self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]) -> dict[str, float]:
+        if prepared.kind == "query-document":
+            q, docs = embed_pairs(model, prepared, split)
+            scores, relevant = q @ docs.T, pair_relevance(prepared, split)
+            emb, labels = docs, prepared.info["corpus_groups"]
+        else:
+            emb = self.embed(model, prepared.split(split).X)
+            labels = prepared.split(split).y.cpu().numpy()
+            scores = emb @ emb.T
+            np.fill_diagonal(scores, -np.inf)  # leave-one-out: a query never retrieves itself
+            relevant = labels[:, None] == labels[None, :]
+            np.fill_diagonal(relevant, False)
+        return {m: (METRICS.get(m)(scores, relevant) if m in RANKING else METRICS.get(m)(emb, labels))
+                for m in metrics}
+
+
+TASK_TYPES.register("retrieval", Retrieval(), description=Retrieval.description)
