@@ -73,7 +73,12 @@ def cnn(
 
 
 def split_features(model: nn.Module) -> tuple[nn.Module, nn.Linear] | None:
-    """(feature extractor, linear head) of a SmallCNN or an MLP; None for a model without that split."""
+    """(feature extractor, linear head) of a SmallCNN or an MLP; None for a model without that split.
+
+    None too when a method rerouted the model's forward (NoProp, Hyp-OC): the head is then not what predicts.
+    """
+    if "forward" in vars(model):
+        return None
     if isinstance(model, SmallCNN):
         return model.features, model.head
     if isinstance(model, nn.Sequential) and len(model) > 1 and isinstance(model[-1], nn.Linear):
