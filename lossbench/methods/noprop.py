@@ -15,7 +15,9 @@ Source: Li, Teh & Pascanu, "NoProp: Training Neural Networks without Back-propag
   gradient can flow between blocks: one backward of the summed loss equals T separate per-block updates.
 * Inference: z_0 = 0 (the prior's mean), z_t = a_t·û_t + b_t·z_{t−1} with the Gaussian posterior
   q(z_t | z_{t−1}, u) coefficients a_t = √ᾱ_t(1 − α_t)/(1 − ᾱ_{t−1}), b_t = √α_t(1 − ᾱ_t)/(1 − ᾱ_{t−1}),
-  α_t = ᾱ_{t−1}/ᾱ_t; the posterior noise √c_t·ε is left out so test metrics are deterministic.
+  α_t = ᾱ_{t−1}/ᾱ_t; the posterior noise √c_t·ε is left out so test metrics are deterministic. The head starts
+  as the identity (argmax of z_T, the nearest one-hot prototype); a default-initialised head needs hundreds of
+  steps before the chain's predictions mean anything, which starves early stopping on small data.
 
 Each block's image encoder is a freshly initialised copy of the suite model's feature extractor (the CNN's conv
 stack, or the MLP's hidden layers), drawn from the trial's generator, so pairing across seeds holds.
@@ -44,7 +46,9 @@ CITATION = ("Li, Teh, Pascanu, NoProp: Training Neural Networks without Back-pro
 def cosine_alpha_bar(T: int, alpha_max: float = 0.99) -> torch.Tensor:
     """ᾱ_0..ᾱ_T: ᾱ_t = cos²(π/2 · (1 − t/T)), 0 at t = 0 (pure noise), capped at ``alpha_max`` near t = T."""
     t = torch.arange(T + 1, dtype=torch.float64)
-    return (torch.cos(math.pi / 2 * (1 - t / T)) ** 2).clamp(0.0, alpha_max)
+    ab = (torch.cos(math.pi / 2 * (1 - t / T)) ** 2).clamp(0.0, alpha_max)
+    ab[0] = 0.0  # exactly pure noise (cos(π/2) is 6e-17 in floating point)
+    return ab
 
 
 def reinitialised(module: nn.Module, generator: torch.Generator) -> nn.Module:
@@ -78,6 +82,11 @@ class NoPropNet(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Linear(k, k)
+        with torch.no_grad():
+            # z_T approximates the one-hot prototype u_y: start from the nearest-prototype rule (argmax z) and let CE
+            # sharpen it, so the chain's predictions are meaningful for early stopping from the first epoch
+            self.head.weight.copy_(torch.eye(k))
+            self.head.bias.zero_()
         self.k = k
         ab = alpha_bar
         alpha = torch.ones_like(ab)
