@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +58,9 @@ def run_command(
     = None,
     retries: Annotated[int, typer.Option("--retries", help="dask: resubmit a trial whose worker died.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    data_root: Annotated[Path | None, typer.Option("--data-root", help="Directory holding official image files "
+                                                   "(MNIST IDX, CIFAR batches) for images: URIs; sets "
+                                                   "LOSSBENCH_DATA_ROOT.")] = None,
 ) -> None:
     """Run a benchmark suite and write one Parquet row per trial.
 
@@ -79,6 +83,9 @@ def run_command(
     if trial_timeout is not None and trial_timeout <= 0:
         raise UserError(f"--trial-timeout must be positive; got {trial_timeout}.")
     backend_config = BackendConfig(backend, n_jobs, scheduler, retries, threads).validate()
+    if data_root is not None:
+        # read by images: URIs without root=; local workers inherit the environment
+        os.environ["LOSSBENCH_DATA_ROOT"] = str(data_root.expanduser())
     the_suite = load_suite(suite)
     out_dir = out if out is not None else Path("results") / the_suite.name
     store = ResultStore(out_dir)
@@ -101,7 +108,8 @@ def run_command(
         )
     options = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler, "retries": retries,
                "rerun": rerun, "trial_timeout": trial_timeout, "device": device,
-               "threads": threads, "losses": loss, "datasets": dataset, "seeds": seeds}
+               "threads": threads, "losses": loss, "datasets": dataset, "seeds": seeds,
+               "data_root": str(data_root) if data_root is not None else None}
     failures = 0
     progress = Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
