@@ -48,8 +48,10 @@ def reliability_diagram(y: np.ndarray, proba: np.ndarray, ax: Any = None, title:
     filled = table[table["count"] > 0]
     ax.bar(filled["lo"], filled["accuracy"], width=width, align="edge", color="#4C72B0", edgecolor="white",
            label="accuracy")
+    # the gap spans accuracy → confidence: above the bar when over-confident, inside it when under-confident
     ax.bar(filled["lo"], filled["confidence"] - filled["accuracy"], bottom=filled["accuracy"], width=width,
-           align="edge", color="#DD8452", alpha=0.45, edgecolor="none", label="gap")
+           align="edge", facecolor="none", edgecolor="#C44E52", hatch="///", linewidth=0.8,
+           label="gap to confidence")
     ax.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle="--")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy")
     ax.set_title(f"{title}  ECE {ece(np.asarray(y), proba, n_bins):.3f}".strip(), fontsize=9)
