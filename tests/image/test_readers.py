@@ -134,3 +134,25 @@ def test_mnist1d_and_lfw() -> None:
     pytest.importorskip("skimage")
     faces = load_dataset("images:lfw_subset")
     assert faces.meta["shape"] == [1, 25, 25] and faces.classes == ["non-face", "face"] and faces.y.sum() == 100
+
+
+def test_download_checks_the_published_md5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from lossbench.sources import images
+
+    payload = b"official bytes"
+    good = hashlib.md5(payload, usedforsecurity=False).hexdigest()
+    monkeypatch.setitem(images.DOWNLOADS, "toy", ("https://example.invalid/", {"toy.bin": good}))
+
+    def fake_fetch(url: str, target: Path) -> None:  # stands in for the network
+        Path(target).write_bytes(served["bytes"])
+
+    monkeypatch.setattr(images.urllib.request, "urlretrieve", fake_fetch)
+    served = {"bytes": b"tampered"}
+    with pytest.raises(DataError, match="does not match"):
+        images.download("toy", tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing half-downloaded is left behind
+    served["bytes"] = payload
+    images.download("toy", tmp_path)
+    assert (tmp_path / "toy.bin").read_bytes() == payload
