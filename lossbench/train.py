@@ -111,7 +111,7 @@ def train(
             if deadline is not None and time.monotonic() > deadline:
                 raise TrialTimeout(f"trial ran past its time limit in epoch {epoch}")
             dev_idx = idx.to(X.device)
-            batch = Batch(X[dev_idx], y[dev_idx], idx)
+            batch = Batch(task.augment(prepared, X[dev_idx], idx, seed, epoch), y[dev_idx], idx)
             value = method.update(model, batch, loss, optimizer, state)
             if not math.isfinite(value):
                 raise Diverged(f"training objective became {value} at epoch {epoch}, step {state.step}")

@@ -63,6 +63,9 @@ def run_command(
     openml_cache: Annotated[Path | None, typer.Option("--openml-cache", help="OpenML cache root holding "
                                                       "org/openml/www/datasets/<id>/ (sets OPENML_CACHE_DIR); "
                                                       "openml: datasets load offline from it.")] = None,
+    data_root: Annotated[Path | None, typer.Option("--data-root", help="Directory holding official image files "
+                                                   "(MNIST IDX, CIFAR batches) for images: URIs; sets "
+                                                   "LOSSBENCH_DATA_ROOT.")] = None,
 ) -> None:
     """Run a benchmark suite and write one Parquet row per trial.
 
@@ -92,6 +95,9 @@ def run_command(
                             "Pass the folder that contains org/openml/www/datasets/.")
         # Set before planning: the driver loads every dataset, and worker processes inherit the variable.
         os.environ["OPENML_CACHE_DIR"] = str(openml_cache.expanduser().resolve())
+    if data_root is not None:
+        # read by images: URIs without root=; local workers inherit the environment
+        os.environ["LOSSBENCH_DATA_ROOT"] = str(data_root.expanduser())
     the_suite = load_suite(suite)
     out_dir = out if out is not None else Path("results") / the_suite.name
     store = ResultStore(out_dir)
@@ -116,7 +122,8 @@ def run_command(
     options = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler, "retries": retries,
                "rerun": rerun, "trial_timeout": trial_timeout, "device": device,
                "threads": threads, "losses": loss, "datasets": dataset, "seeds": seeds,
-               "openml_cache": str(openml_cache) if openml_cache is not None else None}
+               "openml_cache": str(openml_cache) if openml_cache is not None else None,
+               "data_root": str(data_root) if data_root is not None else None}
     failures = 0
     progress = Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -1,6 +1,11 @@
 """Metrics, registered with their direction and the tasks they apply to."""
 
-from lossbench.metrics import classification, retrieval  # noqa: F401  (registers the metrics)
+from lossbench.metrics import (  # noqa: F401  (register the metrics)
+    classification,
+    collapse,
+    detection,
+    retrieval,
+)
 from lossbench.metrics.base import METRICS, Metric, register_metric
 
 __all__ = ["METRICS", "Metric", "register_metric"]

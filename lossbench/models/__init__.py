@@ -1,6 +1,10 @@
 """Model families, seeded and configured from the suite file."""
 
-from lossbench.models import mlp, retrieval  # noqa: F401  (registers the families)
+from lossbench.models import (  # noqa: F401  (register the families)
+    cnn,
+    mlp,
+    retrieval,
+)
 from lossbench.models.registry import MODELS
 
 __all__ = ["MODELS"]

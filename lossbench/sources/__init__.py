@@ -1,6 +1,7 @@
 """Data sources, one module per URI scheme. ``load_dataset(uri)`` is the entry point."""
 
 from lossbench.sources import (  # noqa: F401  (register the schemes)
+    images,
     openml_source,
     retrieval,
     sklearn_bundled,

@@ -1,6 +1,11 @@
 """Task types, one module each, registered in :data:`TASK_TYPES`."""
 
-from lossbench.tasks import classification, retrieval, xmc  # noqa: F401  (registers the task types)
+from lossbench.tasks import (  # noqa: F401  (register the task types)
+    classification,
+    image,
+    retrieval,
+    xmc,
+)
 from lossbench.tasks.base import TASK_TYPES, Prepared, TaskType, TensorSplit
 
 __all__ = ["TASK_TYPES", "Prepared", "TaskType", "TensorSplit"]

@@ -96,6 +96,14 @@ class TaskType:
     ) -> dict[str, float]:
         raise NotImplementedError
 
+    def augment(self, prepared: Prepared, x: torch.Tensor, index: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
+        """A training batch as the model sees it (data augmentation); identity unless a task overrides it.
+
+        Called by the training loop; an override must draw from (seed, epoch, row index) only, so the same seed
+        gives every loss and method the same augmented rows.
+        """
+        return x
+
     def supports(self, loss_tasks: frozenset[str], prepared: Prepared) -> tuple[bool, str]:
         """Whether a loss declared for ``loss_tasks`` applies; the reason is stored when not."""
         if prepared.kind in loss_tasks:
