@@ -48,6 +48,10 @@ class Registry(Generic[T]):
 
         return add(obj) if obj is not None else add
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry (for tests and plug-ins that register temporary objects)."""
+        self._entries.pop(name, None)
+
     def _load_plugins(self) -> None:
         if self._plugins_loaded:
             return

@@ -134,6 +134,9 @@ def test_check_loss_all_passes_and_a_broken_loss_fails() -> None:
 
     if "test-overflow" not in LOSSES:
         register_loss(OverflowingLoss)
-    broken = runner.invoke(app, ["check-loss", "test-overflow"])
+    try:
+        broken = runner.invoke(app, ["check-loss", "test-overflow"])
+    finally:
+        LOSSES.unregister("test-overflow")
     assert broken.exit_code == 1, broken.output
     assert "fail" in broken.output.lower()

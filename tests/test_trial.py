@@ -59,10 +59,13 @@ class MulticlassOnly(LossBase):
 
 @pytest.fixture(scope="module", autouse=True)
 def test_losses():  # type: ignore[no-untyped-def]
-    for cls in (NaNLoss, RaisingLoss, OOMLoss, SlowLoss, MulticlassOnly):
+    classes = (NaNLoss, RaisingLoss, OOMLoss, SlowLoss, MulticlassOnly)
+    for cls in classes:
         if cls.info.name not in LOSSES:
             register_loss(cls)
     yield
+    for cls in classes:  # leave the registry as other tests (check-loss --all, the catalogue) expect it
+        LOSSES.unregister(cls.info.name)
 
 
 def run_one(suite: Suite, loss: str, **kwargs: Any) -> dict[str, Any]:

@@ -30,6 +30,18 @@ def amplify(p: torch.Tensor, L: float) -> torch.Tensor:
     return torch.sigmoid(L * (p - 0.5))
 
 
+def ovr_scores(probs: torch.Tensor, L: float) -> torch.Tensor:
+    """Amplified one-vs-rest decisions for K > 2: ``A_k = σ(L/2 · (p_k − max_{j≠k} p_j)) ≈ 1[k = argmax]``.
+
+    For K = 2 this is exactly the paper's ``σ(L (p_1 − 0.5))``. Centring each class on its own
+    decision boundary matters: the paper's ``σ(L (p_k − 0.5))`` starts near e^{-29} when the
+    probabilities start near 1/K = 0.1, so with ten classes nothing would train.
+    """
+    top2 = probs.topk(2, dim=1).values
+    others = torch.where(probs >= top2[:, :1], top2[:, 1:2], top2[:, :1])  # max over the other classes
+    return torch.sigmoid(0.5 * L * (probs - others))
+
+
 def soft_confusion(scores: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Soft TP, FN, FP, TN per column from amplified scores and 0/1 labels (batch counts).
 
@@ -42,6 +54,15 @@ def soft_confusion(scores: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
     return tp, y1 - tp, s1 - tp, n - y1 - s1 + tp
 
 
+def decisions(input: torch.Tensor, target: torch.Tensor, L: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Amplified scores and 0/1 labels, one column per one-vs-rest problem (a single column when binary)."""
+    probs = softmax_rows(input)
+    if is_binary(input):
+        return amplify(probs[:, 1:], L), target[:, None].to(input.dtype)
+    # all K one-vs-rest problems at once: one column each
+    return ovr_scores(probs, L), F.one_hot(target, input.shape[1]).to(input.dtype)
+
+
 class _AnyLoss(LossBase):
     """Shared machinery: binary uses class 1 as positive; K > 2 macro-averages one-vs-rest."""
 
@@ -51,13 +72,8 @@ class _AnyLoss(LossBase):
         raise NotImplementedError
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
-        probs = softmax_rows(input)
-        if is_binary(input):
-            probs, y = probs[:, 1:], target[:, None].to(input.dtype)
-        else:
-            # all K one-vs-rest problems at once: one column each
-            y = F.one_hot(target, input.shape[1]).to(input.dtype)
-        values = self.metric(*soft_confusion(amplify(probs, self.L), y))
+        scores, y = decisions(input, target, self.L)
+        values = self.metric(*soft_confusion(scores, y))
         return 1 - values.mean()
 
 
@@ -80,8 +96,10 @@ def _info(
         formula=formula,
         batch_dependent=batch_dependent,
         batch_level=batch_dependent,
+        version="2",  # 2: K > 2 amplifies each class around its own decision boundary
         caveats="Uses batch counts (the reference code divides by the dataset size). "
-        "K > 2 averages one-vs-rest metrics over all K classes (a lossbench extension); a class absent "
+        "K > 2 averages one-vs-rest metrics over all K classes (a lossbench extension), each class's "
+        "decision amplified around its own boundary, σ(L/2·(p_k − max_{j≠k} p_j)); a class absent "
         "from the batch contributes its degenerate value. Noisy with small batches (the authors use "
         "batches of 5 % of the training set); large L can saturate the gradient. " + caveats,
     )
@@ -104,12 +122,7 @@ class AnyLossAccuracy(_AnyLoss):
         return (tp + tn) / (tp + fn + fp + tn)
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
-        probs = softmax_rows(input)
-        if is_binary(input):
-            probs, y = probs[:, 1:], target[:, None].to(input.dtype)
-        else:
-            y = F.one_hot(target, input.shape[1]).to(input.dtype)
-        a = amplify(probs, self.L)
+        a, y = decisions(input, target, self.L)
         # per sample and column: 1 - [y A + (1 - y)(1 - A)] = y + A - 2 y A
         return (y + a - 2 * y * a).mean(1)
 

@@ -72,7 +72,7 @@ def broken_losses() -> Iterator[None]:
         register_loss(cls)
     yield
     for cls in classes:
-        LOSSES._entries.pop(cls.info.name)  # keep the registry clean for other tests
+        LOSSES.unregister(cls.info.name)  # keep the registry clean for other tests
 
 
 def test_checks_catch_broken_losses(broken_losses: None) -> None:
