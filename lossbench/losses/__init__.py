@@ -13,6 +13,8 @@ from lossbench.losses import (  # noqa: F401  (importing registers the losses)
     ensloss,
     ldr,
     reweighting,
+    segmentation,
+    topology,
     z_loss,
 )
 from lossbench.losses.base import LossBase, LossInfo, Param

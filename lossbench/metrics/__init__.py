@@ -1,6 +1,6 @@
 """Metrics, registered with their direction and the tasks they apply to."""
 
-from lossbench.metrics import classification  # noqa: F401  (registers the metrics)
+from lossbench.metrics import classification, segmentation  # noqa: F401  (register the metrics)
 from lossbench.metrics.base import METRICS, Metric, register_metric
 
 __all__ = ["METRICS", "Metric", "register_metric"]
