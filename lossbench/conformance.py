@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from lossbench.losses import LOSSES, make_loss
 from lossbench.losses.base import CALL_NEEDS, LossBase
@@ -73,8 +74,14 @@ def extras_for(loss: LossBase, batch: int, device: torch.device | str = "cpu") -
 
 
 def class_values(name: str) -> list[int]:
-    """The numbers of classes a loss is checked with: 2 if it supports binary, 3 if multi-class."""
-    tasks = LOSSES.get(name).info.tasks
+    """The numbers of classes a loss is checked with: 2 if it supports binary, 3 if multi-class.
+
+    Mask losses are checked with one logit map (sigmoid) and with two (softmax).
+    """
+    info = LOSSES.get(name).info
+    if info.input == "masks":
+        return [1, 2]
+    tasks = info.tasks
     ks = ([2] if "binary" in tasks else []) + ([3] if "multiclass" in tasks else [])
     return ks or [3]
 
@@ -84,6 +91,19 @@ def batch(k: int, b: int, seed: int, dtype: torch.dtype = torch.float32) -> tupl
     x = torch.randn(b, k, generator=g, dtype=dtype)
     y = torch.arange(b) % k  # every class present when b >= k
     y = y[torch.randperm(b, generator=g)]
+    return x, y
+
+
+MASK_SIDE = 8
+
+
+def mask_batch(k: int, b: int, seed: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logit maps (b, k, 8, 8) and integer masks (b, 8, 8) for mask losses; every mask holds both classes."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, k, MASK_SIDE, MASK_SIDE, generator=g, dtype=dtype)
+    y = (torch.rand(b, MASK_SIDE, MASK_SIDE, generator=g) < 0.3).long()
+    y[:, 2:6, 3] = 1  # a thin bar, so topology losses see a structure
+    y[:, 0, 0] = 0
     return x, y
 
 
@@ -97,6 +117,11 @@ class Harness:
         self.name = name
         self.params = dict(params or {})
         self.info = LOSSES.get(name).info
+        self.masks = self.info.input == "masks"
+
+    def batch(self, k: int, b: int, seed: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random inputs in the loss's contract: (b, k) logits and labels, or logit maps and masks."""
+        return (mask_batch if self.masks else batch)(k, b, seed, dtype)
 
     def build(self, k: int, reduction: str = "mean", seed: int = SEED, device: str = "cpu") -> LossBase:
         return make_loss(self.name, {**self.params, "reduction": reduction}, **context(k, seed)).to(device)
@@ -146,7 +171,14 @@ def check_defaults(h: Harness, k: int) -> str:
 
 
 def check_extreme(h: Harness, k: int) -> str:
-    x, y = batch(k, 8, 1)
+    x, y = h.batch(k, 8, 1)
+    if h.masks:
+        x = torch.where(x > 0, EXTREME, -EXTREME)
+        sign = (2 * y - 1).to(x.dtype)[:, None] if k == 1 else (2 * F.one_hot(y, k).permute(0, 3, 1, 2) - 1)
+        x[0] = EXTREME * sign[0]  # confidently right everywhere
+        x[1] = -EXTREME * sign[1]  # confidently wrong everywhere
+        _require_finite(f"±{EXTREME:g} logits", *h.value_and_grad(x, y))
+        return f"±{EXTREME:g}"
     x = torch.where(x > 0, EXTREME, -EXTREME)
     x[0] = -EXTREME
     x[0, y[0]] = EXTREME  # confidently right
@@ -157,15 +189,15 @@ def check_extreme(h: Harness, k: int) -> str:
 
 
 def check_one_class(h: Harness, k: int) -> str:
-    for label in (0, k - 1):
-        x, _ = batch(k, 6, 2)
-        y = torch.full((6,), label)
+    for label in (0, max(k, 2) - 1):
+        x, y = h.batch(k, 6, 2)
+        y = torch.full_like(y, label)
         _require_finite(f"all labels {label}", *h.value_and_grad(x, y))
     return "all-0 and all-last batches"
 
 
 def check_batch_of_one(h: Harness, k: int) -> str:
-    x, y = batch(k, 1, 3)
+    x, y = h.batch(k, 1, 3)
     _require_finite("batch of one", *h.value_and_grad(x, y))
     return "B=1"
 
@@ -173,7 +205,7 @@ def check_batch_of_one(h: Harness, k: int) -> str:
 def check_gradcheck(h: Harness, k: int) -> str:
     if not h.info.exact_gradient:
         return "skipped: the loss declares a surrogate gradient (exact_gradient=False)"
-    x, y = batch(k, 4, 4, torch.float64)
+    x, y = h.batch(k, 4, 4, torch.float64)
     x.requires_grad_(True)
 
     def fn(inp: torch.Tensor) -> torch.Tensor:
@@ -188,12 +220,12 @@ def check_gradcheck(h: Harness, k: int) -> str:
 
 def check_batch_dependence(h: Harness, k: int) -> str:
     b = 6
-    x, y = batch(k, b, 5)
+    x, y = h.batch(k, b, 5)
     base_out, base_grad = h.value_and_grad(x, y)
     observed = False
     # random batch-mates, then the same batch-mates scaled far up and down (rank-based losses such
     # as ensloss only react when sample 0 changes rank)
-    variants = [batch(k, b, 100 + t) for t in range(4)] + [(s * x, y) for s in (10.0, -10.0, 0.1)]
+    variants = [h.batch(k, b, 100 + t) for t in range(4)] + [(s * x, y) for s in (10.0, -10.0, 0.1)]
     for x2, y2 in variants:
         x2, y2 = x2.clone(), y2.clone()
         x2[0], y2[0] = x[0], y[0]  # same sample 0, new batch-mates
@@ -213,7 +245,7 @@ def check_batch_dependence(h: Harness, k: int) -> str:
 
 
 def check_determinism(h: Harness, k: int) -> str:
-    x, y = batch(k, 8, 6)
+    x, y = h.batch(k, 8, 6)
     out1, grad1 = h.value_and_grad(x, y, seed=7)
     out2, grad2 = h.value_and_grad(x, y, seed=7)
     if not (torch.equal(out1, out2) and torch.equal(grad1, grad2)):
@@ -227,7 +259,7 @@ def available_devices() -> list[str]:
 
 def check_devices(h: Harness, k: int) -> str:
     devices = available_devices()
-    x, y = batch(k, 8, 8)
+    x, y = h.batch(k, 8, 8)
     ref_out, ref_grad = h.value_and_grad(x, y)
     for device in devices[1:]:
         out, grad = h.value_and_grad(x.to(device), y.to(device))
@@ -239,7 +271,7 @@ def check_devices(h: Harness, k: int) -> str:
 
 
 def check_reduction(h: Harness, k: int) -> str:
-    x, y = batch(k, 8, 9)
+    x, y = h.batch(k, 8, 9)
     outs = {r: h.value(x, y, r) for r in ("none", "mean", "sum")}
     if h.info.batch_level:
         if any(v.ndim != 0 for v in outs.values()):
