@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage
 
 from lossbench.errors import DataError
@@ -79,11 +78,6 @@ class ImageDataset(Dataset):
             h.update(np.ascontiguousarray(arr).tobytes())
         h.update("\x1f".join(self.classes).encode())
         return h.hexdigest()[:16]
-
-    @property
-    def frame(self) -> pd.DataFrame:
-        """One row per image (foreground fraction), for listings."""
-        return pd.DataFrame({"foreground": self.y.reshape(len(self.y), -1).mean(1)})
 
 
 # -- drawing helpers ---------------------------------------------------------------------------------------
