@@ -54,6 +54,7 @@ def test_methods_name_what_they_miss() -> None:
 
 
 def test_segmentation_trials_pair_and_record_topology(tmp_path: Path) -> None:
+    pytest.importorskip("skimage")  # the cldice metric's skeletons
     rows = _run(tiny_suite(losses=["dice", "betti-matching:alpha=0.1"]))
     assert [r["status"] for r in rows] == ["ok", "ok"], [r["error_msg"] for r in rows]
     for r in rows:
