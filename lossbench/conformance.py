@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from lossbench.losses import LOSSES, make_loss
 from lossbench.losses.base import CALL_NEEDS, LossBase
@@ -81,10 +82,15 @@ def extras_for(loss: LossBase, batch: int, device: torch.device | str = "cpu") -
 
 
 def class_values(name: str) -> list[int]:
-    """The numbers of classes a loss is checked with: 2 if it supports binary, 3 if multi-class."""
+    """The numbers of classes a loss is checked with: 2 if it supports binary, 3 if multi-class.
+
+    Mask losses are checked with one logit map (sigmoid) and with two (softmax).
+    """
     info = LOSSES.get(name).info
     if info.input == "scores":
         return [N_LABELS]
+    if info.input == "masks":
+        return [1, 2]
     tasks = info.tasks
     ks = ([2] if "binary" in tasks else []) + ([3] if "multiclass" in tasks else [])
     return ks or [3]
@@ -94,6 +100,8 @@ def batch(
     k: int, b: int, seed: int, dtype: torch.dtype = torch.float32, contract: str = "logits"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random inputs of the loss's contract with every class (label, document id) present when b >= k."""
+    if contract == "masks":
+        return mask_batch(k, b, seed, dtype)
     g = torch.Generator().manual_seed(seed)
     shape = {"embeddings": (b, EMBEDDING_DIM), "pairs": (b, 2 + HARD_NEGATIVES, EMBEDDING_DIM)}.get(contract, (b, k))
     x = torch.randn(*shape, generator=g, dtype=dtype)
@@ -102,6 +110,19 @@ def batch(
     if contract == "scores":  # multi-hot: the row's label plus a random extra one
         extra = torch.randint(0, k, (b,), generator=g)
         y = (torch.nn.functional.one_hot(y, k) | torch.nn.functional.one_hot(extra, k)).long()
+    return x, y
+
+
+MASK_SIDE = 6  # small: gradcheck perturbs every input pixel
+
+
+def mask_batch(k: int, b: int, seed: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logit maps (b, k, 6, 6) and integer masks (b, 6, 6) for mask losses; every mask holds both classes."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, k, MASK_SIDE, MASK_SIDE, generator=g, dtype=dtype)
+    y = (torch.rand(b, MASK_SIDE, MASK_SIDE, generator=g) < 0.3).long()
+    y[:, 1:5, 2] = 1  # a thin bar, so topology losses see a structure
+    y[:, 0, 0] = 0
     return x, y
 
 
@@ -116,8 +137,10 @@ class Harness:
         self.params = dict(params or {})
         self.info = LOSSES.get(name).info
         self.k = 3  # classes, document ids or labels of the current check; set by run_check
+        self.masks = self.info.input == "masks"
 
     def batch(self, k: int, b: int, seed: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random inputs in the loss's contract (logits, embeddings, pairs, scores or logit maps and masks)."""
         return batch(k, b, seed, dtype, self.info.input)
 
     def build(self, k: int, reduction: str = "mean", seed: int = SEED, device: str = "cpu") -> LossBase:
@@ -170,6 +193,13 @@ def check_defaults(h: Harness, k: int) -> str:
 
 def check_extreme(h: Harness, k: int) -> str:
     x, y = h.batch(k, 8, 1)
+    if h.masks:
+        x = torch.where(x > 0, EXTREME, -EXTREME)
+        sign = (2 * y - 1).to(x.dtype)[:, None] if k == 1 else (2 * F.one_hot(y, k).permute(0, 3, 1, 2) - 1)
+        x[0] = EXTREME * sign[0]  # confidently right everywhere
+        x[1] = -EXTREME * sign[1]  # confidently wrong everywhere
+        _require_finite(f"±{EXTREME:g} logits", *h.value_and_grad(x, y))
+        return f"±{EXTREME:g}"
     x = torch.where(x > 0, EXTREME, -EXTREME)
     x[0] = -EXTREME
     x[0, y[0]] = EXTREME  # confidently right
@@ -180,9 +210,12 @@ def check_extreme(h: Harness, k: int) -> str:
 
 
 def check_one_class(h: Harness, k: int) -> str:
-    for label in (0, k - 1):
+    for label in (0, max(k, 2) - 1):
         x, y = h.batch(k, 6, 2)
-        y = torch.full((6,), label) if y.ndim == 1 else torch.zeros_like(y).index_fill_(1, torch.tensor([label]), 1)
+        if h.info.input == "scores":  # multi-hot rows: only this label on
+            y = torch.zeros_like(y).index_fill_(1, torch.tensor([label]), 1)
+        else:
+            y = torch.full_like(y, label)
         _require_finite(f"all labels {label}", *h.value_and_grad(x, y))
     return "all-0 and all-last batches"
 

@@ -15,6 +15,8 @@ from lossbench.losses import (  # noqa: F401  (importing registers the losses)
     ldr,
     metric_learning,
     reweighting,
+    segmentation,
+    topology,
     xmc,
     z_loss,
 )

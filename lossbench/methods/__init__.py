@@ -10,6 +10,7 @@ from lossbench.methods import (  # noqa: F401  (register the methods)
     metric,
     mixup,
     noprop,
+    segmentation,
     symface,
 )
 from lossbench.methods.base import METHODS, Batch, Method, MethodContext, MethodInfo, Plain, StepState, register_method

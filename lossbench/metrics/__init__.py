@@ -5,6 +5,7 @@ from lossbench.metrics import (  # noqa: F401  (register the metrics)
     collapse,
     detection,
     retrieval,
+    segmentation,
 )
 from lossbench.metrics.base import METRICS, Metric, register_metric
 

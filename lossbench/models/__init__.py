@@ -4,6 +4,7 @@ from lossbench.models import (  # noqa: F401  (register the families)
     cnn,
     mlp,
     retrieval,
+    unet,
 )
 from lossbench.models.registry import MODELS
 

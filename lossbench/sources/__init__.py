@@ -4,6 +4,7 @@ from lossbench.sources import (  # noqa: F401  (register the schemes)
     images,
     openml_source,
     retrieval,
+    segmentation,
     sklearn_bundled,
     synthetic,
     table,

@@ -4,6 +4,7 @@ from lossbench.tasks import (  # noqa: F401  (register the task types)
     classification,
     image,
     retrieval,
+    segmentation,
     xmc,
 )
 from lossbench.tasks.base import TASK_TYPES, Prepared, TaskType, TensorSplit

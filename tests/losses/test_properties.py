@@ -37,7 +37,12 @@ NONNEGATIVE = {
     "sum-exp",
     "z-loss",
     "dro-kl",
+    "bce",
+    "seg-focal",
+    "dice-bce",
+    "betti-matching",
 }
+BOUNDS.update({"dice": (0.0, 1.0), "tversky": (0.0, 1.0), "soft-cldice": (0.0, 1.0)})
 
 
 def evaluate(name: str, x: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,7 +66,11 @@ def test_shape_finiteness_and_range(name: str, b: int, scale: float, seed: int, 
     ks = class_values(name)
     k = ks[min(pick_k, len(ks) - 1)]
     info = LOSSES.get(name).info
-    if info.input in ("logits", "probabilities"):
+    if info.input == "masks":  # logit maps (b, k, 6, 6) and masks (b, 6, 6)
+        g = torch.Generator().manual_seed(seed)
+        x = scale * torch.randn(b, k, 6, 6, generator=g)
+        y = torch.randint(0, max(k, 2), (b, 6, 6), generator=g)
+    elif info.input in ("logits", "probabilities"):
         g = torch.Generator().manual_seed(seed)
         x = scale * torch.randn(b, k, generator=g)
         y = torch.randint(0, k, (b,), generator=g)

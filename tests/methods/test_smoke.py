@@ -30,6 +30,7 @@ IMAGE_METHODS = {"noprop-dt", "symface", "hyp-ce", "hyp-pc"}
 
 
 def test_every_method_is_covered() -> None:
+    # classification methods here; segmentation methods in tests/segmentation/test_seg_methods.py
     covered = {s.split(":")[0] for s in SPECS}
     # metric-learning methods (metrix, g-simclr) train embeddings: tests/retrieval covers them
     classification = {n for n in METHODS.names() if METHODS.get(n).info.tasks & {"binary", "multiclass"}}

@@ -1,0 +1,187 @@
+"""Segmentation training methods: multi-rater PULASki and source-free domain adaptation (entropy + KL prior).
+
+``pulaski``: Chatterjee et al., "Learning inter-rater variability using statistical distances to improve
+probabilistic segmentation", arXiv 2312.15686; reference ``soumickmj/PULASki`` (``pipeline.py`` builds a
+GeomLoss ``SamplesLoss``; the objective is w_seg·D(samples, rater masks) + w_lat·KL(q(z|x,y) ‖ p(z|x))).
+Each segmentation is one point in R^{HW}; D compares the N predicted samples with the R rater masks of
+each image. Needs the ``prob-unet`` model family and a dataset with ``raters=R``.
+
+``sfda-entropy-kl``: Bateson, Kervadec, Dolz, Lombaert & Ben Ayed, "Source-Free Domain Adaptation for Image
+Segmentation", MedIA 2022 (arXiv 2108.03152); reference ``mathilde-b/SFDA`` ``losses.py`` ``EntKLProp``:
+L = -sum nu_c p log p / sum p  +  (-(1/B) sum_b sum_c tau_c log tau_hat_bc), tau_hat = per-image mean of p
+(``norm_soft_size`` with power 1). The second term is KL(tau ‖ tau_hat) up to the constant entropy of tau.
+The loop trains on the labelled source images with the base loss; ``finish`` then adapts on the
+unlabelled target images only, and the trial tests on target images. The prior tau is the source
+training foreground fraction (the paper uses anatomical knowledge; no target label is used).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from lossbench.errors import UserError
+from lossbench.losses.base import Param
+from lossbench.methods.base import Batch, Method, MethodContext, MethodInfo, StepState, register_method
+
+SEG = frozenset({"segmentation"})
+
+
+def _sq_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Half squared Euclidean distances (B, N, M): GeomLoss's cost for p = 2."""
+    return 0.5 * ((x * x).sum(-1)[:, :, None] + (y * y).sum(-1)[:, None, :] - 2 * x @ y.transpose(1, 2)).clamp_min(0)
+
+
+def _ot_eps(x: torch.Tensor, y: torch.Tensor, eps: float, iters: int) -> torch.Tensor:
+    """Entropic OT cost OT_eps between uniform point clouds (B, N, D) and (B, M, D), log-domain Sinkhorn."""
+    c = _sq_dist(x, y)
+    b, n, m = c.shape
+    log_a = torch.full((b, n), -math.log(n), dtype=x.dtype, device=x.device)
+    log_b = torch.full((b, m), -math.log(m), dtype=x.dtype, device=x.device)
+    f = torch.zeros_like(log_a)
+    g = torch.zeros_like(log_b)
+    for _ in range(iters):
+        f = -eps * torch.logsumexp(log_b[:, None, :] + (g[:, None, :] - c) / eps, dim=2)
+        g = -eps * torch.logsumexp(log_a[:, :, None] + (f[:, :, None] - c) / eps, dim=1)
+    # at convergence the dual objective <a, f> + <b, g> is OT_eps
+    return (log_a.exp() * f).sum(1) + (log_b.exp() * g).sum(1)
+
+
+def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, blur: float = 0.05, iters: int = 100) -> torch.Tensor:
+    """Debiased Sinkhorn divergence S_eps = OT(x, y) - OT(x, x)/2 - OT(y, y)/2 per batch item, eps = blur^2.
+
+    The small stand-in for ``geomloss.SamplesLoss("sinkhorn", p=2, blur=blur, debias=True)`` when geomloss
+    is not installed (no epsilon-scaling, so it needs more iterations for small blur).
+    """
+    eps = blur**2
+    return _ot_eps(x, y, eps, iters) - 0.5 * _ot_eps(x, x, eps, iters) - 0.5 * _ot_eps(y, y, eps, iters)
+
+
+def samples_distance(pred: torch.Tensor, raters: torch.Tensor, blur: float, backend: str) -> torch.Tensor:
+    """D between N predicted maps and R rater masks per image: (B, N, H, W), (B, R, H, W) → (B,)."""
+    x = pred.flatten(2)
+    y = raters.flatten(2).to(pred.dtype)
+    if backend == "geomloss":
+        try:
+            from geomloss import SamplesLoss  # lazy: the [seg] extra
+        except ImportError:
+            backend = "own"
+        else:
+            return SamplesLoss("sinkhorn", p=2, blur=blur, debias=True, backend="tensorized")(x, y)
+    # the own solver needs costs of order eps: rescale the cost by the dimension, then undo it
+    scale = float(x.shape[-1])
+    return sinkhorn_divergence(x / math.sqrt(scale), y / math.sqrt(scale), blur) * scale
+
+
+@register_method
+class Pulaski(Method):
+    """Probabilistic U-Net trained with a Sinkhorn distance between sample sets and rater masks plus the latent KL."""
+
+    info = MethodInfo(
+        name="pulaski",
+        family="multi-rater",
+        tasks=SEG,
+        params={
+            "samples": Param(0, "decoder samples per image (0: as many as raters)", low=0, high=32),
+            "blur": Param(0.05, "Sinkhorn blur (eps = blur^2)", low=0.0, low_open=True),
+            "w_lat": Param(1.0, "weight of KL(q || p) on the latent", low=0.0),
+            "backend": Param("geomloss", "Sinkhorn solver", choices=("geomloss", "own")),
+        },
+        citation="Chatterjee et al., Learning inter-rater variability using statistical distances to improve "
+                 "probabilistic segmentation, arXiv 2312.15686",
+        summary="Sinkhorn distance between predicted samples and rater masks + latent KL (probabilistic U-Net).",
+        base_loss="dice",
+    )
+
+    def setup(self, model: nn.Module, prepared: Any, loss: nn.Module, state: StepState,
+              context: MethodContext | None = None) -> None:
+        if not hasattr(model, "sample"):
+            raise UserError("Method 'pulaski' needs a probabilistic model.", 'Set [model] family = "prob-unet".')
+        raters = prepared.info.get("raters")
+        if raters is None:
+            raise UserError("Method 'pulaski' needs several rater masks per image.",
+                            "Use a dataset with raters=, for example seg:vessels#raters=3.")
+        self.raters = raters
+        self.kl_mean = 0.0
+
+    def step(self, model: nn.Module, batch: Batch, loss: nn.Module, state: StepState) -> torch.Tensor:
+        r = self.raters[batch.index].to(batch.x.device)  # (B, R, H, W)
+        n = int(self.samples) or r.shape[1]
+        # the posterior sees one rater's mask per image, drawn from the trial's generator
+        pick = torch.randint(0, r.shape[1], (len(r),), generator=state.generator)
+        cond = r[torch.arange(len(r)), pick.to(r.device)]
+        logits, kl = model.sample(batch.x, n, cond, state.generator)
+        dist = samples_distance(torch.sigmoid(logits), r, float(self.blur), str(self.backend))
+        self.kl_mean = float(kl.mean().detach())
+        return dist.mean() / r[0, 0].numel() + self.w_lat * kl.mean()
+
+    def record(self) -> dict[str, float]:
+        return {"latent_kl": self.kl_mean}
+
+
+@register_method
+class SFDAEntropyKL(Method):
+    """Train on the source domain, then adapt without source data: weighted entropy + KL to a class-ratio prior."""
+
+    info = MethodInfo(
+        name="sfda-entropy-kl",
+        family="domain-adaptation",
+        tasks=SEG,
+        params={
+            "adapt_epochs": Param(10, "epochs over the unlabelled target images", low=0, high=1000),
+            "adapt_lr": Param(1e-4, "learning rate of the adaptation phase", low=0.0, low_open=True),
+            "lambda_ent": Param(1.0, "weight of the weighted entropy", low=0.0),
+            "lambda_kl": Param(1.0, "weight of the class-ratio KL", low=0.0),
+            "nu_fg": Param(0.9, "entropy weight of the foreground class (background: 1 - nu_fg)", low=0.0, high=1.0),
+        },
+        citation="Bateson et al., Source-Free Domain Adaptation for Image Segmentation, Medical Image Analysis 2022 "
+                 "(arXiv 2108.03152)",
+        summary="Source training with the base loss; adaptation on unlabelled target images by entropy + KL prior.",
+        base_loss="dice",
+    )
+
+    def setup(self, model: nn.Module, prepared: Any, loss: nn.Module, state: StepState,
+              context: MethodContext | None = None) -> None:
+        self.target = prepared.info.get("target_unlabeled")
+        if self.target is None or len(self.target) == 0:
+            raise UserError("Method 'sfda-entropy-kl' needs a target domain.",
+                            "Use a dataset with shift=1, for example seg:vessels#shift=1.")
+        counts = torch.as_tensor(prepared.class_counts, dtype=torch.float32)
+        self.prior = counts / counts.sum()  # source foreground fraction: no target label is used
+        self.seed = context.seed if context is not None else 0
+        self.batch_size = int(context.training.get("batch_size", 8)) if context is not None else 8
+        self.task = context.task if context is not None else None
+        self.recorded: dict[str, float] = {}
+
+    def objective(self, logits: torch.Tensor) -> torch.Tensor:
+        p1 = torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, 1)[:, 1]
+        p = torch.stack([1 - p1, p1], dim=1)  # (B, 2, H, W)
+        nu = torch.tensor([1 - self.nu_fg, self.nu_fg], dtype=p.dtype, device=p.device)
+        ent = -(nu[None, :, None, None] * p * torch.log(p + 1e-10)).sum() / (p.sum() + 1e-10)
+        est = p.mean((2, 3))  # tau_hat per image
+        kl = -(self.prior.to(p)[None] * torch.log(est + 1e-10)).sum() / len(p)
+        return self.lambda_ent * ent + self.lambda_kl * kl
+
+    def finish(self, model: nn.Module, prepared: Any) -> nn.Module:
+        if self.task is not None:
+            self.recorded["source_only_dice"] = self.task.evaluate(model, prepared, "test", ("dice",))["dice"]
+        target = self.target.to(next(model.parameters()).device)
+        opt = torch.optim.Adam(model.parameters(), lr=float(self.adapt_lr))
+        g = torch.Generator().manual_seed(self.seed + 4241)
+        model.train()
+        for _ in range(int(self.adapt_epochs)):
+            order = torch.randperm(len(target), generator=g)
+            for i in range(0, len(order), self.batch_size):
+                idx = order[i: i + self.batch_size]
+                opt.zero_grad(set_to_none=True)
+                value = self.objective(model(target[idx.to(target.device)]))
+                value.backward()
+                opt.step()
+        model.eval()
+        return model
+
+    def record(self) -> dict[str, float]:
+        return dict(self.recorded)

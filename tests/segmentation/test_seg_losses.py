@@ -1,0 +1,76 @@
+"""Mask losses: the input contract and known values (tests/losses runs the conformance checks on every loss)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lossbench.errors import LossInputError
+from lossbench.losses import LOSSES, make_loss
+from lossbench.losses.segmentation import soft_skeleton
+
+SEG_LOSSES = ["bce", "dice", "dice-bce", "seg-focal", "tversky", "soft-cldice", "betti-matching"]
+
+
+def masks(b: int = 2, side: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(b, 1, side, side, generator=g), (torch.rand(b, side, side, generator=g) > 0.7).long()
+
+
+@pytest.mark.parametrize("name", SEG_LOSSES)
+def test_registered_for_segmentation_masks(name: str) -> None:
+    info = LOSSES.get(name).info
+    assert info.input == "masks" and info.tasks == frozenset({"segmentation"})
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "fix"),
+    [
+        (torch.randn(2, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long), "unsqueeze"),
+        (torch.randn(2, 1, 8, 8), torch.zeros(2, 1, 8, 8, dtype=torch.long), "squeeze"),
+        (torch.randn(2, 1, 8, 8), torch.zeros(2, 8, 8), "long"),
+        (torch.randn(2, 1, 8, 8), torch.full((2, 8, 8), 3), "0/1"),
+    ],
+)
+def test_contract_errors_name_the_fix(x: torch.Tensor, y: torch.Tensor, fix: str) -> None:
+    with pytest.raises(LossInputError) as err:
+        make_loss("dice")(x, y)
+    assert fix in str(err.value)
+
+
+def test_dice_known_value_and_tversky_half_is_dice() -> None:
+    y = torch.zeros(1, 4, 4, dtype=torch.long)
+    y[0, 0, :2] = 1
+    x = torch.full((1, 1, 4, 4), -1e4)
+    x[0, 0, 0, 1:3] = 1e4  # one of two pixels right, one wrong
+    assert float(make_loss("dice")(x, y)) == pytest.approx(1 - (2 * 1 + 1) / (2 + 2 + 1))
+    x, y = masks()
+    x, y = 20 * x, y  # near-binary predictions: the smoothing constants differ (1 vs 2/2), nothing else
+    tv = make_loss("tversky", {"alpha": 0.5, "beta": 0.5})(x, y)
+    assert torch.allclose(tv, make_loss("dice")(x, y), atol=0.02)
+
+
+def test_two_softmax_maps_equal_one_sigmoid_map() -> None:
+    x, y = masks()
+    two = torch.cat([torch.zeros_like(x), x], dim=1)  # softmax([0, z])_1 = sigmoid(z)
+    for name in ("bce", "dice", "tversky", "soft-cldice"):
+        assert torch.allclose(make_loss(name)(x, y), make_loss(name)(two, y), atol=1e-6), name
+
+
+def test_soft_skeleton_keeps_a_thin_line() -> None:
+    line = torch.zeros(1, 1, 9, 9)
+    line[0, 0, 4, 1:8] = 1
+    assert torch.allclose(soft_skeleton(line), line)
+    block = torch.zeros(1, 1, 9, 9)
+    block[0, 0, 2:7, 2:7] = 1
+    assert soft_skeleton(block).sum() < block.sum() / 2
+
+
+def test_cldice_prefers_connected_predictions() -> None:
+    y = torch.zeros(1, 16, 16, dtype=torch.long)
+    y[0, 8, 1:15] = 1
+    good = torch.where(y[:, None] > 0, 6.0, -6.0)
+    broken = good.clone()
+    broken[0, 0, 8, 7:9] = -6.0
+    loss = make_loss("soft-cldice", {"alpha": 1.0})
+    assert float(loss(good, y)) < float(loss(broken, y))
