@@ -41,6 +41,8 @@ from lossbench.schema import (
 )
 
 MANIFEST = "manifest.json"
+#: Columns every reader relies on (de-duplication, pairing); a file without them is not a usable result file.
+REQUIRED_COLUMNS = ("trial_id", "attempt", "ended_at", "status", "dataset", "loss", "seed")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -156,11 +158,7 @@ class ResultStore:
                 write_parquet_atomic(table, self.metrics_dir / self._next_name(run_id))
             write_parquet_atomic(rows_to_table(rows), self.trials_dir / self._next_name(run_id))
         except OSError as exc:
-            raise ResultsError(
-                f"Could not write results to {str(self.root)!r} ({exc.strerror or exc}); "
-                "everything written before is intact.",
-                "Free disk space or fix permissions, then rerun the same command to resume.",
-            ) from None
+            raise write_failed(self.root, exc) from None
 
     def read_manifest(self) -> dict[str, Any]:
         path = self.root / MANIFEST
@@ -176,7 +174,10 @@ class ResultStore:
         manifest["schema_version"] = SCHEMA_VERSION
         runs = [r for r in manifest.get("runs", []) if r.get("run_id") != entry.get("run_id")]
         manifest["runs"] = [*runs, entry]
-        atomic_write_bytes(self.root / MANIFEST, json.dumps(manifest, indent=2, default=str).encode())
+        try:
+            atomic_write_bytes(self.root / MANIFEST, json.dumps(manifest, indent=2, default=str).encode())
+        except OSError as exc:
+            raise write_failed(self.root, exc) from None
 
     # -- reading ----------------------------------------------------------------------------------
     def check_schema(self) -> None:
@@ -231,9 +232,20 @@ class ResultStore:
             merged = pa.concat_tables(tables, promote_options="permissive")
             meta = {METADATA_KEY: str(SCHEMA_VERSION).encode()}
             merged = merged.replace_schema_metadata(meta)
-            write_parquet_atomic(merged, folder / f"part-{run_id}-compact-{uuid.uuid4().hex[:8]}.parquet")
+            try:
+                write_parquet_atomic(merged, folder / f"part-{run_id}-compact-{uuid.uuid4().hex[:8]}.parquet")
+            except OSError as exc:  # the fragments stay as they are: compaction is only an optimisation
+                raise write_failed(self.root, exc) from None
             for f in files:
                 f.unlink(missing_ok=True)
+
+
+def write_failed(root: Path, exc: OSError) -> ResultsError:
+    """The one message for a results directory that stopped accepting writes (disk full, permissions, removed)."""
+    return ResultsError(
+        f"Could not write results to {str(root)!r} ({exc.strerror or exc}); everything written before is intact.",
+        "Free disk space or fix permissions, then rerun the same command to resume.",
+    )
 
 
 def read_trial_files(files: Iterable[Path]) -> pd.DataFrame:
@@ -252,6 +264,10 @@ def read_trial_files(files: Iterable[Path]) -> pd.DataFrame:
         if version != SCHEMA_VERSION:
             raise ResultsError(f"{f} has result schema version {version}; this lossbench reads {SCHEMA_VERSION}.",
                                "Use the lossbench version that wrote it.", exit_code=3)
+        missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+        if missing:
+            raise ResultsError(f"{f} claims to be a lossbench result file but lacks the column(s) {', '.join(missing)}.",
+                               "Pass files written by `lossbench run`.", exit_code=3)
         tables.append(table)
     if not tables:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in TRIAL_COLUMNS})
