@@ -82,9 +82,10 @@ def main() -> None:
         print(f"trials: {n} planned, {len(rows)} run, {len(frame)} rows read back by pandas, statuses {statuses}")
         print(f"plan: {t_plan:.1f} s; run: {t_run:.1f} s ({n / t_run:.1f} trials/s, n_jobs={args.n_jobs}); "
               f"pandas read: {t_read:.2f} s")
-        tenth = marks[len(marks) // 10][1] if marks else float("nan")
-        print(f"driver RSS: {before:.0f} MB before the run, {tenth:.0f} MB after 10% of the trials, "
-              f"{current_rss_mb():.0f} MB at the end; peak {rss_mb():.0f} MB")
+        steps = ", ".join(f"{marks[min(len(marks) - 1, len(marks) * q // 4)][1]:.0f}" for q in (0, 1, 2, 3, 4)) \
+            if marks else "-"
+        print(f"driver RSS: {before:.0f} MB before the run; after the first trial, 25%, 50%, 75%, 100% of the "
+              f"trials: {steps} MB; {current_rss_mb():.0f} MB at the end; peak {rss_mb():.0f} MB")
         assert len(frame) == n and frame["trial_id"].is_unique, "every trial must be read back exactly once"
         if rss_mb() >= 500:
             raise SystemExit(f"driver peak RSS {rss_mb():.0f} MB is over the 500 MB budget")

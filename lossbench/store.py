@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -223,21 +224,60 @@ class ResultStore:
         return set(trials["trial_id"])
 
     def compact(self, run_id: str) -> None:
-        """Merge many one-trial fragments into one file; safe to kill at any point (reads de-duplicate)."""
+        """Merge many one-trial fragments into one file; safe to kill at any point (reads de-duplicate).
+
+        Streams one fragment at a time into the merged file: after a long run there are thousands of
+        fragments, and holding them all at once made compaction the driver's memory peak.
+        """
         for kind, folder in (("trials", self.trials_dir), ("metrics", self.metrics_dir)):
             files = self.fragments(kind)
             if len(files) < 2:
                 continue
-            tables = [pq.read_table(f) for f in files]
-            merged = pa.concat_tables(tables, promote_options="permissive")
-            meta = {METADATA_KEY: str(SCHEMA_VERSION).encode()}
-            merged = merged.replace_schema_metadata(meta)
+            target = folder / f"part-{run_id}-compact-{uuid.uuid4().hex[:8]}.parquet"
             try:
-                write_parquet_atomic(merged, folder / f"part-{run_id}-compact-{uuid.uuid4().hex[:8]}.parquet")
+                merge_fragments(files, target, kind)
             except OSError as exc:  # the fragments stay as they are: compaction is only an optimisation
                 raise write_failed(self.root, exc) from None
             for f in files:
                 f.unlink(missing_ok=True)
+
+
+KEEP_LATEST = {"trials": (["trial_id"], ["ended_at", "attempt"]), "metrics": (["trial_id", "split", "metric", "step"], [])}
+
+
+def merge_fragments(files: Sequence[Path], target: Path, kind: str) -> None:
+    """Write ``files`` as one Parquet file, keeping only the rows a reader would keep (latest per key).
+
+    Dropping duplicates here means a compaction interrupted and redone leaves none behind. Only the key
+    columns of all files are in memory at once; the rows themselves are streamed file by file.
+    """
+    subset, order = KEEP_LATEST[kind]
+    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    schema = schema.with_metadata({METADATA_KEY: str(SCHEMA_VERSION).encode()})
+    keys = pd.concat(
+        [pq.read_table(f, columns=subset + order).to_pandas().assign(_file=i, _row=np.arange(n))
+         for i, f in enumerate(files) for n in [pq.ParquetFile(f).metadata.num_rows]],
+        ignore_index=True,
+    )
+    if order:
+        keys = keys.sort_values(order, kind="stable")
+    keys = keys.drop_duplicates(subset, keep="last")
+    keep = keys.groupby("_file")["_row"].apply(lambda r: np.sort(r.to_numpy()))
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for i, f in enumerate(files):
+                if i not in keep.index:
+                    continue
+                table = pq.read_table(f).take(pa.array(keep[i], type=pa.int64()))
+                columns = [table.column(field.name).cast(field.type) if field.name in table.column_names
+                           else pa.nulls(len(table), field.type) for field in schema]
+                writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_failed(root: Path, exc: OSError) -> ResultsError:
