@@ -138,6 +138,12 @@ class ResultStore:
     @contextlib.contextmanager
     def marker_dir(self, run_id: str) -> Iterator[str]:
         """A scratch folder where workers mark the trials they are running."""
+        # Called under the lock, so any other marker folder or temporary file belongs to a run that was killed.
+        for stale in self.root.glob(".inflight-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for folder in (self.root, self.trials_dir, self.metrics_dir):
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
         path = self.root / f".inflight-{run_id}"
         path.mkdir(exist_ok=True)
         try:
@@ -242,42 +248,35 @@ class ResultStore:
                 f.unlink(missing_ok=True)
 
 
+#: Fragments read before they are merged into one contiguous table: bounds compaction's memory.
+MERGE_BATCH = 128
 KEEP_LATEST = {"trials": (["trial_id"], ["ended_at", "attempt"]), "metrics": (["trial_id", "split", "metric", "step"], [])}
 
 
 def merge_fragments(files: Sequence[Path], target: Path, kind: str) -> None:
     """Write ``files`` as one Parquet file, keeping only the rows a reader would keep (latest per key).
 
-    Dropping duplicates here means a compaction interrupted and redone leaves none behind. Only the key
-    columns of all files are in memory at once; the rows themselves are streamed file by file.
+    Dropping duplicates here means a compaction interrupted and redone leaves none behind. Fragments are
+    read in batches, each merged into one contiguous table at once: every table read from a file carries
+    some 100 KB of overhead, so holding thousands of them made compaction the driver's memory peak.
     """
     subset, order = KEEP_LATEST[kind]
     schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
-    schema = schema.with_metadata({METADATA_KEY: str(SCHEMA_VERSION).encode()})
-    keys = pd.concat(
-        [pq.read_table(f, columns=subset + order).to_pandas().assign(_file=i, _row=np.arange(n))
-         for i, f in enumerate(files) for n in [pq.ParquetFile(f).metadata.num_rows]],
-        ignore_index=True,
-    )
+    merged: list[pa.Table] = []
+    for start in range(0, len(files), MERGE_BATCH):
+        tables = [pq.read_table(f) for f in files[start:start + MERGE_BATCH]]
+        aligned = [pa.Table.from_arrays([t.column(field.name).cast(field.type) if field.name in t.column_names
+                                         else pa.nulls(len(t), field.type) for field in schema], schema=schema)
+                   for t in tables]
+        merged.append(pa.concat_tables(aligned).combine_chunks())
+        del tables, aligned
+    table = pa.concat_tables(merged).combine_chunks()
+    keys = table.select(subset + order).to_pandas()
     if order:
         keys = keys.sort_values(order, kind="stable")
     keys = keys.drop_duplicates(subset, keep="last")
-    keep = keys.groupby("_file")["_row"].apply(lambda r: np.sort(r.to_numpy()))
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for i, f in enumerate(files):
-                if i not in keep.index:
-                    continue
-                table = pq.read_table(f).take(pa.array(keep[i], type=pa.int64()))
-                columns = [table.column(field.name).cast(field.type) if field.name in table.column_names
-                           else pa.nulls(len(table), field.type) for field in schema]
-                writer.write_table(pa.Table.from_arrays(columns, schema=schema))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    table = table.take(pa.array(np.sort(keys.index.to_numpy()), type=pa.int64()))
+    write_parquet_atomic(table.replace_schema_metadata({METADATA_KEY: str(SCHEMA_VERSION).encode()}), target)
 
 
 def write_failed(root: Path, exc: OSError) -> ResultsError:

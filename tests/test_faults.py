@@ -107,8 +107,10 @@ def test_two_concurrent_runs_on_one_directory(tmp_path: Path, tiny_suite_file: P
     try:
         deadline = time.monotonic() + 120
         lock = out / ".lock"
-        while time.monotonic() < deadline and first.poll() is None and not (lock.is_file() and lock.read_text()):
-            time.sleep(0.05)  # the lock names its holder once it is taken, before the first trial
+        while time.monotonic() < deadline and first.poll() is None and not (
+            lock.is_file() and lock.read_text() and (out / "manifest.json").is_file()
+        ):
+            time.sleep(0.05)  # the lock names its holder once taken; the manifest entry follows, then trial 1 waits
         assert first.poll() is None, first.stderr.read().decode()[-2000:]
         before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
         second = subprocess.run(cmd, env=env, capture_output=True, timeout=120)

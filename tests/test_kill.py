@@ -60,11 +60,18 @@ def test_driver_killed_at_random_points_ten_times_then_completes_exactly_once(tm
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     rng = random.Random(20260101)  # fixed: a failure is reproducible
     started = time.monotonic()
-    for _ in range(10):
+    for i in range(10):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            proc.wait(timeout=rng.uniform(0.5, 5.0))
-        except subprocess.TimeoutExpired:
+        if i % 2:  # mid-training: once 1-2 more fragments are written, then a random fraction of a trial later
+            target = len(list(out.glob("trials/part-*.parquet"))) + rng.randint(1, 2)
+            deadline = time.monotonic() + 60
+            while (proc.poll() is None and time.monotonic() < deadline
+                   and len(list(out.glob("trials/part-*.parquet"))) < target):
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.3))
+        else:  # anywhere from interpreter start-up through planning to the first trials
+            time.sleep(rng.uniform(0.2, 4.0))
+        if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         else:
