@@ -212,8 +212,8 @@ def test_bad_input_is_a_clean_error(bad_dir: Path, argv: list[str], code: int, f
     assert fragment in result.output
     assert "Traceback" not in result.output
     if code and not fragment.startswith("Invalid value"):  # Click's own usage errors are a framed box
-        errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-        assert len(errors) == 1, result.output  # one line: message and fix
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("Error:"), result.output  # one line: message and fix
 
 
 def test_catalogue_is_large_enough() -> None:
