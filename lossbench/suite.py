@@ -8,6 +8,7 @@ any other file is accepted by path.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -153,6 +154,10 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise fail(key, f"must be a {names}; got {type(data[key]).__name__}.")
 
+    # The name becomes the default results folder, results/<name>: no separators or "..", it must stay inside
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", data["name"]) or ".." in data["name"]:
+        raise fail("name", f"{data['name']!r} is not a plain name.",
+                   "Use letters, digits, '.', '_' and '-' (it names the results folder).")
     datasets = _str_list(data["datasets"], "datasets", fail)
     losses = _str_list(data["losses"], "losses", fail)
     metrics = _str_list(data.get("metrics", []), "metrics", fail, allow_empty=True)

@@ -76,6 +76,8 @@ CASES: list[tuple[str, list[str], int, str, str]] = [
      "suite: model.hidden = [-1]"),
     ("suite-seeds-huge", [*RUN, "--suite", "{d}/seeds.toml"], 2, "seeds: must be at most 10,000",
      "suite: seeds = 10^8"),
+    ("suite-name-path", [*RUN, "--suite", "{d}/escape.toml"], 2, "is not a plain name",
+     "suite: name = '../../escape' (would leave results/)"),
     ("suite-optimizer", [*RUN, "--suite", "{d}/optim.toml"], 2, "unknown optimizer 'adamm'",
      "suite: unknown optimizer"),
     # -- data files
@@ -186,6 +188,7 @@ def make_bad_files(d: Path) -> None:
         "hidden": SUITE + "[model]\nfamily = 'mlp'\nhidden = [-1]\n",
         "seeds": SUITE + "seeds = 100000000\n",
         "optim": SUITE + "[training]\noptimizer = 'adamm'\n",
+        "escape": SUITE.replace('name = "t"', 'name = "../../escape"'),
     }
     for name, text in suites.items():
         (d / f"{name}.toml").write_text(text)

@@ -31,12 +31,16 @@ def test_a_suite_file_holding_code_is_only_data(tmp_path: Path) -> None:
     payload = f"__import__('os').system('touch {canary}')"
     suite = tmp_path / "evil.toml"
     suite.write_text(
-        f'name = "{payload}"\nversion = "1"\ntask = "classification"\n'
+        f'name = "evil"\nversion = "1"\ntask = "classification"\n'
         f'datasets = ["synthetic:classification#n=60"]\nlosses = ["ce"]\nprimary_metric = "accuracy"\n'
         f'description = "{payload}"\n[model]\nfamily = "mlp"\n'
     )
     result = CliRunner().invoke(app, ["run", "--suite", str(suite), "--dry-run", "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
+    named = tmp_path / "named.toml"
+    named.write_text(suite.read_text().replace('name = "evil"', f'name = "{payload}"'))
+    result = CliRunner().invoke(app, ["run", "--suite", str(named), "--dry-run", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "is not a plain name" in result.output
     bad = tmp_path / "evil2.toml"
     bad.write_text(f'name = "x"\nversion = "1"\ntask = "classification"\ndatasets = ["{payload}"]\n'
                    f'losses = ["ce"]\nprimary_metric = "accuracy"\n')
