@@ -21,6 +21,7 @@ from lossbench.sources import load_dataset
 from lossbench.specs import ObjectiveSpec, TrialSpec
 from lossbench.store import ResultStore
 from lossbench.suite import Suite
+from lossbench.tasks import TASK_TYPES
 from lossbench.trial import TrialResult, crashed, execute
 
 
@@ -48,8 +49,10 @@ def resolve_datasets(suite: Suite, datasets: Sequence[str] | None) -> dict[str, 
     """Load each dataset once in the driver: a bad URI fails before any trial runs, and its hash keys the trials."""
     uris = list(datasets) if datasets else list(suite.datasets)
     hashes: dict[str, str] = {}
+    task = TASK_TYPES.get(suite.task)
     for uri in uris:
         ds = load_dataset(uri)
+        task.check_data(ds)
         hashes[ds.uri] = ds.content_hash
     return hashes
 
@@ -193,19 +196,20 @@ def run(
     """Run the pending trials of ``the_plan``, writing each row as it arrives; returns the new rows."""
     run_id = new_run_id()
     store.open_for_writing()
-    store.record_run(manifest_entry(run_id, the_plan.suite, the_plan, options or {}))
     rows: list[dict[str, Any]] = []
+    # The lock comes first: a second run into the same directory is refused before it writes anything.
     with store.lock(), store.marker_dir(run_id) as markers:
+        store.record_run(manifest_entry(run_id, the_plan.suite, the_plan, options or {}))
         for result in dispatch(the_plan.pending, (backend or BackendConfig()).validate(), run_id, markers):
             store.append([result.row], result.curves, run_id)
             rows.append(result.row)
             if on_result is not None:
                 on_result(result)
-    entry = next(r for r in store.read_manifest()["runs"] if r.get("run_id") == run_id)
-    entry["ended_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
-    entry["status_counts"] = _counts(rows)
-    store.record_run(entry)
-    store.compact(run_id)
+        entry = next(r for r in store.read_manifest()["runs"] if r.get("run_id") == run_id)
+        entry["ended_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+        entry["status_counts"] = _counts(rows)
+        store.record_run(entry)
+        store.compact(run_id)  # under the lock: another writer never sees fragments vanish mid-read
     return rows
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,6 +42,8 @@ from lossbench.schema import (
 )
 
 MANIFEST = "manifest.json"
+#: Columns every reader relies on (de-duplication, pairing); a file without them is not a usable result file.
+REQUIRED_COLUMNS = ("trial_id", "attempt", "ended_at", "status", "dataset", "loss", "seed")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -135,6 +138,12 @@ class ResultStore:
     @contextlib.contextmanager
     def marker_dir(self, run_id: str) -> Iterator[str]:
         """A scratch folder where workers mark the trials they are running."""
+        # Called under the lock, so any other marker folder or temporary file belongs to a run that was killed.
+        for stale in self.root.glob(".inflight-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for folder in (self.root, self.trials_dir, self.metrics_dir):
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
         path = self.root / f".inflight-{run_id}"
         path.mkdir(exist_ok=True)
         try:
@@ -156,11 +165,7 @@ class ResultStore:
                 write_parquet_atomic(table, self.metrics_dir / self._next_name(run_id))
             write_parquet_atomic(rows_to_table(rows), self.trials_dir / self._next_name(run_id))
         except OSError as exc:
-            raise ResultsError(
-                f"Could not write results to {str(self.root)!r} ({exc.strerror or exc}); "
-                "everything written before is intact.",
-                "Free disk space or fix permissions, then rerun the same command to resume.",
-            ) from None
+            raise write_failed(self.root, exc) from None
 
     def read_manifest(self) -> dict[str, Any]:
         path = self.root / MANIFEST
@@ -176,7 +181,10 @@ class ResultStore:
         manifest["schema_version"] = SCHEMA_VERSION
         runs = [r for r in manifest.get("runs", []) if r.get("run_id") != entry.get("run_id")]
         manifest["runs"] = [*runs, entry]
-        atomic_write_bytes(self.root / MANIFEST, json.dumps(manifest, indent=2, default=str).encode())
+        try:
+            atomic_write_bytes(self.root / MANIFEST, json.dumps(manifest, indent=2, default=str).encode())
+        except OSError as exc:
+            raise write_failed(self.root, exc) from None
 
     # -- reading ----------------------------------------------------------------------------------
     def check_schema(self) -> None:
@@ -222,18 +230,61 @@ class ResultStore:
         return set(trials["trial_id"])
 
     def compact(self, run_id: str) -> None:
-        """Merge many one-trial fragments into one file; safe to kill at any point (reads de-duplicate)."""
+        """Merge many one-trial fragments into one file; safe to kill at any point (reads de-duplicate).
+
+        Streams one fragment at a time into the merged file: after a long run there are thousands of
+        fragments, and holding them all at once made compaction the driver's memory peak.
+        """
         for kind, folder in (("trials", self.trials_dir), ("metrics", self.metrics_dir)):
             files = self.fragments(kind)
             if len(files) < 2:
                 continue
-            tables = [pq.read_table(f) for f in files]
-            merged = pa.concat_tables(tables, promote_options="permissive")
-            meta = {METADATA_KEY: str(SCHEMA_VERSION).encode()}
-            merged = merged.replace_schema_metadata(meta)
-            write_parquet_atomic(merged, folder / f"part-{run_id}-compact-{uuid.uuid4().hex[:8]}.parquet")
+            target = folder / f"part-{run_id}-compact-{uuid.uuid4().hex[:8]}.parquet"
+            try:
+                merge_fragments(files, target, kind)
+            except OSError as exc:  # the fragments stay as they are: compaction is only an optimisation
+                raise write_failed(self.root, exc) from None
             for f in files:
                 f.unlink(missing_ok=True)
+
+
+#: Fragments read before they are merged into one contiguous table: bounds compaction's memory.
+MERGE_BATCH = 128
+KEEP_LATEST = {"trials": (["trial_id"], ["ended_at", "attempt"]), "metrics": (["trial_id", "split", "metric", "step"], [])}
+
+
+def merge_fragments(files: Sequence[Path], target: Path, kind: str) -> None:
+    """Write ``files`` as one Parquet file, keeping only the rows a reader would keep (latest per key).
+
+    Dropping duplicates here means a compaction interrupted and redone leaves none behind. Fragments are
+    read in batches, each merged into one contiguous table at once: every table read from a file carries
+    some 100 KB of overhead, so holding thousands of them made compaction the driver's memory peak.
+    """
+    subset, order = KEEP_LATEST[kind]
+    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    merged: list[pa.Table] = []
+    for start in range(0, len(files), MERGE_BATCH):
+        tables = [pq.read_table(f) for f in files[start:start + MERGE_BATCH]]
+        aligned = [pa.Table.from_arrays([t.column(field.name).cast(field.type) if field.name in t.column_names
+                                         else pa.nulls(len(t), field.type) for field in schema], schema=schema)
+                   for t in tables]
+        merged.append(pa.concat_tables(aligned).combine_chunks())
+        del tables, aligned
+    table = pa.concat_tables(merged).combine_chunks()
+    keys = table.select(subset + order).to_pandas()
+    if order:
+        keys = keys.sort_values(order, kind="stable")
+    keys = keys.drop_duplicates(subset, keep="last")
+    table = table.take(pa.array(np.sort(keys.index.to_numpy()), type=pa.int64()))
+    write_parquet_atomic(table.replace_schema_metadata({METADATA_KEY: str(SCHEMA_VERSION).encode()}), target)
+
+
+def write_failed(root: Path, exc: OSError) -> ResultsError:
+    """The one message for a results directory that stopped accepting writes (disk full, permissions, removed)."""
+    return ResultsError(
+        f"Could not write results to {str(root)!r} ({exc.strerror or exc}); everything written before is intact.",
+        "Free disk space or fix permissions, then rerun the same command to resume.",
+    )
 
 
 def read_trial_files(files: Iterable[Path]) -> pd.DataFrame:
@@ -252,6 +303,10 @@ def read_trial_files(files: Iterable[Path]) -> pd.DataFrame:
         if version != SCHEMA_VERSION:
             raise ResultsError(f"{f} has result schema version {version}; this lossbench reads {SCHEMA_VERSION}.",
                                "Use the lossbench version that wrote it.", exit_code=3)
+        missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+        if missing:
+            raise ResultsError(f"{f} claims to be a lossbench result file but lacks the column(s) {', '.join(missing)}.",
+                               "Pass files written by `lossbench run`.", exit_code=3)
         tables.append(table)
     if not tables:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in TRIAL_COLUMNS})

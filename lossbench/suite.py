@@ -7,6 +7,8 @@ any other file is accepted by path.
 
 from __future__ import annotations
 
+import math
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +50,8 @@ TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
     "options": dict,
 }
 REQUIRED = ("name", "version", "task", "datasets", "losses", "primary_metric")
+#: More seeds than this is a typo, not a benchmark; expanding the grid would exhaust memory before failing.
+MAX_SEEDS = 10_000
 
 
 def packaged_suites_dir() -> Path:
@@ -150,6 +154,10 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise fail(key, f"must be a {names}; got {type(data[key]).__name__}.")
 
+    # The name becomes the default results folder, results/<name>: no separators or "..", it must stay inside
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", data["name"]) or ".." in data["name"]:
+        raise fail("name", f"{data['name']!r} is not a plain name.",
+                   "Use letters, digits, '.', '_' and '-' (it names the results folder).")
     datasets = _str_list(data["datasets"], "datasets", fail)
     losses = _str_list(data["losses"], "losses", fail)
     metrics = _str_list(data.get("metrics", []), "metrics", fail, allow_empty=True)
@@ -157,10 +165,14 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
     if isinstance(seeds_raw, int):
         if seeds_raw < 1:
             raise fail("seeds", f"must be at least 1; got {seeds_raw}.")
+        if seeds_raw > MAX_SEEDS:
+            raise fail("seeds", f"must be at most {MAX_SEEDS:,}; got {seeds_raw}.")
         seeds = tuple(range(seeds_raw))
     else:
         if not seeds_raw or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds_raw):
             raise fail("seeds", "must be a count or a non-empty list of non-negative integers.")
+        if len(seeds_raw) > MAX_SEEDS:
+            raise fail("seeds", f"lists {len(seeds_raw):,} seeds; at most {MAX_SEEDS:,} are allowed.")
         if len(set(seeds_raw)) != len(seeds_raw):
             raise fail("seeds", "lists a seed twice.")
         seeds = tuple(seeds_raw)
@@ -192,6 +204,10 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
     for key in ("epochs", "batch_size"):
         if training[key] < 1:
             raise fail(f"training.{key}", f"must be at least 1; got {training[key]}.")
+    for key in ("lr", "weight_decay", "momentum"):
+        # TOML has nan and inf literals; they would pass the comparisons below and train garbage
+        if not math.isfinite(training[key]):
+            raise fail(f"training.{key}", f"must be a finite number; got {training[key]}.")
     if training["lr"] <= 0:
         raise fail("training.lr", f"must be positive; got {training['lr']}.")
     if training["patience"] < 0 or training["weight_decay"] < 0:
@@ -211,6 +227,7 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
     if extra:
         raise fail(f"model.{sorted(extra)[0]}", "unknown option.", f"Options of {model['family']!r}: "
                    + ", ".join(sorted(allowed - {"family"})) + ".")
+    check_model_options(model, MODELS.entry(model["family"]).meta.get("params", {}), fail)
 
     from lossbench.metrics import METRICS
     from lossbench.tasks import TASK_TYPES
@@ -241,6 +258,33 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
         options=options,
         path=where,
     )
+
+
+def check_model_options(model: Mapping[str, Any], defaults: Mapping[str, Any], fail: Any) -> None:
+    """Type-check model options against the registered defaults, so a bad value fails here, not in every trial."""
+    for key, default in defaults.items():
+        if key not in model:
+            continue
+        value = model[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536
+                                                 for v in value)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if ok and isinstance(default, int):
+                ok = isinstance(value, int)
+        else:
+            ok = isinstance(value, type(default))
+        if ok and key == "dropout":
+            ok = 0 <= value < 1
+        if not ok:
+            what = {bool: "true or false", list: "a list of layer widths (integers 1..65536)",
+                    tuple: "a list of layer widths (integers 1..65536)"}.get(type(default), type(default).__name__)
+            if key == "dropout":
+                what = "a number in [0, 1)"
+            raise fail(f"model.{key}", f"must be {what}; got {value!r}.", f"The default is {key} = {default!r}.")
 
 
 def _str_list(value: list[Any], key: str, fail: Any, allow_empty: bool = False) -> list[str]:

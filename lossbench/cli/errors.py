@@ -18,9 +18,10 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line,
 
 
 def report_error(exc: UserError) -> None:
-    text = f"[bold red]Error:[/bold red] {escape(exc.message)}"
+    # One line whatever the message holds: parser errors from pandas or pyarrow may embed newlines.
+    text = f"[bold red]Error:[/bold red] {escape(' '.join(exc.message.split()))}"
     if exc.hint:
-        text += f" [yellow]{escape(exc.hint)}[/yellow]"
+        text += f" [yellow]{escape(' '.join(exc.hint.split()))}[/yellow]"
     err_console.print(text, markup=True)
 
 

@@ -26,7 +26,7 @@ from lossbench.provenance import resolve_device
 from lossbench.report.summary import print_summary
 from lossbench.runner import plan, run
 from lossbench.store import ResultStore
-from lossbench.suite import load_suite
+from lossbench.suite import MAX_SEEDS, load_suite
 from lossbench.trial import TrialResult, load_plugins
 
 
@@ -81,6 +81,8 @@ def run_command(
     """
     if seeds is not None and seeds < 1:
         raise UserError(f"--seeds must be at least 1; got {seeds}.", "Pass --seeds 3 for three seeds.")
+    if seeds is not None and seeds > MAX_SEEDS:
+        raise UserError(f"--seeds must be at most {MAX_SEEDS:,}; got {seeds}.", "Pass a smaller number of seeds.")
     if n_jobs < 1:
         raise UserError(f"--n-jobs must be at least 1; got {n_jobs}.")
     if threads < 1:

@@ -34,7 +34,8 @@ def read_table(uri: DatasetURI) -> pd.DataFrame:
         frame.columns = [str(c) for c in frame.columns]
         return frame
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
-        raise DataError(f"Cannot read {str(path)!r}: {exc}".rstrip(".") + ".", "Check the file's format.") from None
+        reason = str(exc).strip().rstrip(".")  # pandas messages may end in a newline
+        raise DataError(f"Cannot read {str(path)!r}: {reason}.", "Check the file's format.") from None
 
 
 def load_table(uri: DatasetURI) -> Dataset:

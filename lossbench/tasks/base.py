@@ -85,6 +85,12 @@ class TaskType:
         if options:
             raise fail(next(iter(options)), f"task {self.name!r} takes no options.", "Remove the [options] table.")
 
+    def check_data(self, data: Dataset) -> None:
+        """Reject a dataset no trial of this task could use, once in the driver before any trial runs.
+
+        Raise :class:`lossbench.errors.DataError`; the default accepts everything.
+        """
+
     def prepare(self, data: Dataset, spec: TrialSpec) -> Prepared:
         raise NotImplementedError
 

@@ -23,12 +23,15 @@ from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType, TensorSplit
 
+#: One row per split (train, validation, test) at least, or stratification fails.
+MIN_CLASS_ROWS = 3
+
 
 def split_indices(y: np.ndarray, seed: int, test: float, val: float, uri: str) -> tuple[np.ndarray, ...]:
     """Stratified train/val/test indices; the same for every loss given (dataset, seed)."""
     counts = np.bincount(y)
-    if counts[counts > 0].min() < 3:
-        rare = int(np.flatnonzero((counts > 0) & (counts < 3))[0])
+    if counts[counts > 0].min() < MIN_CLASS_ROWS:
+        rare = int(np.flatnonzero((counts > 0) & (counts < MIN_CLASS_ROWS))[0])
         raise DataError(
             f"Dataset {uri!r}: class {rare} has {counts[rare]} row(s), too few for a stratified "
             "train/validation/test split.",
@@ -128,6 +131,20 @@ class TabularClassification(TaskType):
     loss_tasks = frozenset({"binary", "multiclass"})
     #: The split on which thresholds of ``*_tuned`` metrics are chosen (training rows when there is none).
     tuning_split = "val"
+
+    def check_data(self, data: Dataset) -> None:
+        """Fail before any trial runs, rather than record the same failure for every trial of the dataset."""
+        counts = np.bincount(data.y)
+        if counts[counts > 0].min() < MIN_CLASS_ROWS:
+            rare = int(np.flatnonzero((counts > 0) & (counts < MIN_CLASS_ROWS))[0])
+            raise DataError(
+                f"Dataset {data.uri!r}: class {data.classes[rare]!r} has {counts[rare]} row(s), too few for a "
+                "stratified train/validation/test split.",
+                f"Drop or merge that class (at least {MIN_CLASS_ROWS} rows per class).",
+            )
+        if int(data.X.nunique(dropna=False).max()) <= 1:
+            raise DataError(f"Dataset {data.uri!r}: every feature column is constant, so no loss can learn anything.",
+                            "Check the file and the target=/drop= options.")
 
     def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
         """``[options]``: ``noise = {type = "symmetric" | "asymmetric", rate = 0.3}`` (training labels only)."""
