@@ -14,6 +14,11 @@ from typing import Any
 
 from lossbench.errors import UserError
 
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin as _WorkerPlugin
+except ImportError:  # dask is optional
+    _WorkerPlugin = object  # type: ignore[assignment,misc]
+
 BACKENDS = ("loky", "dask")
 
 
@@ -24,6 +29,7 @@ class BackendConfig:
     scheduler: str | None = None  # dask: tcp://host:8786 of an existing cluster; None starts a LocalCluster
     retries: int = 0  # dask: resubmit a trial whose worker died
     threads: int = 1  # BLAS/torch threads per worker
+    gpu: bool = False  # dask: each trial asks for resources={"GPU": 1}, so a worker runs one per GPU it declares
 
     def validate(self) -> BackendConfig:
         if self.name not in BACKENDS:
@@ -54,13 +60,20 @@ def parallel_backend(config: BackendConfig) -> Iterator[dict[str, Any]]:
         if config.scheduler:
             client = Client(config.scheduler, timeout="10s")
         else:
+            # A GPU run: each local worker declares one GPU and pins itself to device (its index mod the count).
+            extra: dict[str, Any] = {"resources": {"GPU": 1}} if config.gpu else {}
             cluster = LocalCluster(n_workers=config.n_jobs, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
+                                   host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR, **extra)
             client = Client(cluster)
+            if config.gpu:
+                client.register_plugin(PinGPU())
     except (OSError, TimeoutError) as exc:
         raise UserError(f"Cannot reach the dask scheduler {config.scheduler!r} ({exc}).",
                         "Check the address, or drop --scheduler to start a local cluster.") from None
     submit: dict[str, Any] = {"retries": config.retries} if config.retries else {}
+    if config.gpu:
+        # Workers without a GPU resource never get these tasks: start remote ones with `--resources GPU=1`.
+        submit["resources"] = {"GPU": 1}
     try:
         with parallel_config(backend="dask", n_jobs=-1, client=client, **submit):
             yield {}
@@ -68,3 +81,22 @@ def parallel_backend(config: BackendConfig) -> Iterator[dict[str, Any]]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+class PinGPU(_WorkerPlugin):
+    """dask worker plugin: a local worker named ``i`` uses CUDA device ``i mod device_count``.
+
+    LocalCluster workers all see every GPU; without pinning they would all share device 0.
+    Workers started by hand (docs/distributed.md) get one GPU each from CUDA_VISIBLE_DEVICES instead.
+    """
+
+    name = "lossbench-pin-gpu"
+
+    def setup(self, worker: Any) -> None:
+        import torch
+
+        if torch.cuda.is_available() and str(worker.name).isdigit():
+            torch.cuda.set_device(int(worker.name) % torch.cuda.device_count())
+
+    def teardown(self, worker: Any) -> None:
+        pass
