@@ -167,39 +167,50 @@ def dispatch(
     unidentified = 0
     while remaining:
         received: set[str] = set()
-        try:
-            with parallel_backend(backend) as kwargs:
+        failure: BaseException | None = None
+        dead: list[TrialSpec] = []
+        with parallel_backend(backend) as kwargs:
+            try:
                 for results in Parallel(return_as="generator_unordered", **kwargs)(
                     delayed(_worker_execute)(unit, run_id, backend.name, marker_dir) for unit in remaining
                 ):
                     for result in results:
                         received.add(result.row["trial_id"])
                         yield result
-            return
-        except failures as exc:
-            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-            unfinished_units = [[s for s in u if s.trial_id not in received] for u in remaining]
-            unfinished_units = [u for u in unfinished_units if u]
-            unfinished = [s for u in unfinished_units for s in u]
-            if backend.name == "loky":
-                suspects = in_flight_trials(marker_dir, unfinished) or unfinished[:1]
-                for spec in suspects:
-                    yield run_isolated(spec, run_id, backend, marker_dir, reason=reason)
+                return
+            except failures as exc:
+                failure = exc
+                if backend.name == "dask":
+                    # Before the cluster closes: closing it ends the live workers too, and their markers would look dead.
+                    dead = dead_worker_trials(marker_dir, [s for u in remaining for s in u if s.trial_id not in received])
+        reason = (str(failure).splitlines() or [type(failure).__name__])[0]
+        unfinished_units = [u2 for u2 in ([s for s in u if s.trial_id not in received] for u in remaining) if u2]
+        unfinished = [s for u in unfinished_units for s in u]
+        if backend.name == "loky":
+            suspects = in_flight_trials(marker_dir, unfinished) or unfinished[:1]
+            for spec in suspects:
+                yield run_isolated(spec, run_id, backend, marker_dir, reason=reason)
+        else:
+            suspects = dead
+            if not suspects:
+                # No marker names the trial (workers on other hosts): after a second such failure,
+                # the first unfinished unit is recorded, so a trial that always kills its worker cannot loop.
+                unidentified += 1
+                suspects = unfinished_units[0] if unidentified >= 2 else []
             else:
-                suspects = dead_worker_trials(marker_dir, unfinished)
-                if not suspects:
-                    # No marker names the trial (workers on other hosts): after a second such failure,
-                    # the first unfinished unit is recorded, so a trial that always kills its worker cannot loop.
-                    unidentified += 1
-                    suspects = unfinished_units[0] if unidentified >= 2 else []
-                else:
-                    unidentified = 0
-                for spec in suspects:
-                    yield crashed(spec, run_id, "dask", 1 + backend.retries,
-                                  f"dask worker died running this trial ({type(exc).__name__}: {reason})")
-            done = {s.trial_id for s in suspects}
-            remaining = [[s for s in u if s.trial_id not in done] for u in unfinished_units]
-            remaining = [u for u in remaining if u]
+                unidentified = 0
+            clear_markers(marker_dir)  # the live workers' trials were stopped with the cluster; they run again
+            for spec in suspects:
+                yield crashed(spec, run_id, "dask", 1 + backend.retries,
+                              f"dask worker died running this trial ({type(failure).__name__}: {reason})")
+        done = {s.trial_id for s in suspects}
+        remaining = [u2 for u2 in ([s for s in u if s.trial_id not in done] for u in unfinished_units) if u2]
+
+
+def clear_markers(marker_dir: str | None) -> None:
+    if marker_dir:
+        for p in Path(marker_dir).glob("*.*"):
+            p.unlink(missing_ok=True)
 
 
 def in_flight_trials(marker_dir: str | None, candidates: Sequence[TrialSpec]) -> list[TrialSpec]:
@@ -235,7 +246,10 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed worker its nanny has not reaped yet is a zombie: dead for our purposes
+        return " Z " not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[-1][:4]
+    except OSError:
+        return True
 
 
 def run_isolated(
