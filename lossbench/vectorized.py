@@ -63,7 +63,10 @@ def unsupported_reason(models: Sequence[nn.Module], prepared: Sequence[Prepared]
 
 
 class StackedMLP(nn.Module):
-    """S MLPs of one architecture as stacked weights ``(S, out, in)``; inputs are ``(S, batch, features)``.
+    """S MLPs of one architecture as stacked, transposed weights ``(S, in, out)``; inputs are ``(S, batch, features)``.
+
+    Transposed so that ``baddbmm`` takes them as they are and their gradient comes out contiguous
+    (with ``(S, out, in)`` weights, backward spent much of its time copying transposed gradients).
 
     Seeds whose preprocessing gave fewer features are zero-padded: a zero input column gives its
     weight row a zero gradient, so Adam/SGD never move it and the padded model computes the same function.
@@ -84,7 +87,7 @@ class StackedMLP(nn.Module):
                 w = ls[i].weight.detach()
                 if i == 0 and w.shape[1] < self.n_in:
                     w = F.pad(w, (0, self.n_in - w.shape[1]))
-                ws.append(w)
+                ws.append(w.t())
             self.weights.append(nn.Parameter(torch.stack(ws).clone()))
             self.biases.append(nn.Parameter(torch.stack([ls[i].bias.detach() for ls in linears]).clone()))
 
@@ -92,7 +95,7 @@ class StackedMLP(nn.Module):
         h = x
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            h = torch.baddbmm(b.unsqueeze(1), h, w)
             if i == last:
                 break
             h = torch.relu(h)
@@ -118,7 +121,7 @@ class StackedMLP(nn.Module):
         linears = [layer for layer in model if isinstance(layer, nn.Linear)]
         with torch.no_grad():
             for i, layer in enumerate(linears):
-                w = state[i]
+                w = state[i].t()
                 layer.weight.copy_(w[:, : self.n_features[s]] if i == 0 else w)
                 layer.bias.copy_(state[n + i])
 
@@ -126,7 +129,7 @@ class StackedMLP(nn.Module):
 class SeedView(nn.Module):
     """Seed ``s`` of a stacked model as an ordinary ``(batch, features) -> logits`` module, in eval mode.
 
-    Uses ``F.linear`` like ``nn.Linear``, so validation scores match the per-seed model's.
+    Uses ``addmm`` like ``nn.Linear``, so validation scores match the per-seed model's.
     """
 
     def __init__(self, stacked: StackedMLP, s: int) -> None:
@@ -141,7 +144,7 @@ class SeedView(nn.Module):
             h = F.pad(x, (0, st.n_in - x.shape[1]))
         last = len(st.weights) - 1
         for i, (w, b) in enumerate(zip(st.weights, st.biases, strict=True)):
-            h = F.linear(h, w[s], b[s])
+            h = torch.addmm(b[s], h, w[s])  # what F.linear computes for nn.Linear: bias + x @ weight.T
             if i < last:
                 h = torch.relu(h)
         return h
