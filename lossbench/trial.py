@@ -7,6 +7,7 @@ out-of-memory errors become the trial's ``status``; the run goes on.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import functools
 import json
@@ -52,6 +53,32 @@ class TrialResult:
 def cached_dataset(uri: str) -> Dataset:
     """A worker runs many trials of the same dataset: parse it once per process."""
     return load_dataset(uri)
+
+
+_PREPARED: dict[tuple[str, ...], Any] = {}
+PREPARED_CACHE_SIZE = 8  # the seeds of one vectorised cell fit
+PREPARED_CACHE_BYTES = 32 * 2**20
+
+
+def prepare_cached(task: Any, data: Dataset, spec: TrialSpec) -> Any:
+    """``task.prepare``, remembered for the last few (dataset, seed, configuration) keys of this process.
+
+    By the pairing invariant every loss of one (dataset, seed) gets the same split and preprocessing,
+    so a worker running several losses of one seed fits them once. Each trial gets its own deep copy.
+    """
+    key = (spec.task, spec.dataset, data.content_hash, str(spec.seed), canonical_json(spec.config))
+    if key in _PREPARED:
+        return copy.deepcopy(_PREPARED[key])
+    prepared = task.prepare(data, spec)
+    try:
+        size = sum(p.X.nbytes + p.y.nbytes for p in (prepared.train, prepared.val, prepared.test) if p is not None)
+    except AttributeError:  # a task whose splits are not tensors: never cached
+        size = PREPARED_CACHE_BYTES + 1
+    if size <= PREPARED_CACHE_BYTES:  # large (image) data is not worth holding several copies of
+        if len(_PREPARED) >= PREPARED_CACHE_SIZE:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        _PREPARED[key] = copy.deepcopy(prepared)
+    return prepared
 
 
 def now() -> dt.datetime:
@@ -190,7 +217,7 @@ def _setup(spec: TrialSpec, row: dict[str, Any]) -> Setup | TrialResult:
             f"Dataset {spec.dataset!r} changed since the run was planned "
             f"(hash {data.content_hash}, expected {spec.data_hash})."
         )
-    prepared = task.prepare(data, spec)
+    prepared = prepare_cached(task, data, spec)
     row.update(n_classes=prepared.n_classes, **{k: v for k, v in prepared.info.items() if k.startswith("n_")},
                dataset_name=data.name)
     loss_cls = LOSSES.get(obj.loss_name)
