@@ -7,7 +7,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from lossbench.specs import ObjectiveSpec, TrialSpec
 from lossbench.store import ResultStore
 from lossbench.suite import Suite
 from lossbench.tasks import TASK_TYPES
-from lossbench.trial import TrialResult, crashed, execute
+from lossbench.trial import TrialResult, crashed, execute, execute_cell
 
 
 @dataclass
@@ -105,41 +105,115 @@ def plan(store: ResultStore | None, suite: Suite, rerun: str = "none", **kwargs:
     return Plan(suite, trials, pending, len(trials) - len(pending), hashes)
 
 
-def _worker_execute(spec: TrialSpec, run_id: str, backend: str, marker_dir: str | None) -> TrialResult:
-    return execute(spec, run_id=run_id, backend=backend, marker_dir=marker_dir)
+Unit = list[TrialSpec]  # what one worker task runs: one trial, or the seeds of one cell trained stacked
+
+
+def cells(pending: Sequence[TrialSpec], vectorize_seeds: bool = False) -> list[Unit]:
+    """Group trials into units of work: with ``vectorize_seeds``, every pending seed of one
+    (dataset, loss, configuration) cell in one unit, in grid order; otherwise one trial per unit."""
+    if not vectorize_seeds:
+        return [[s] for s in pending]
+    groups: dict[str, Unit] = {}
+    for spec in pending:
+        groups.setdefault(replace(spec, seed=0).trial_id, []).append(spec)  # the trial id with the seed left out
+    return list(groups.values())
+
+
+def _worker_execute(unit: Unit, run_id: str, backend: str, marker_dir: str | None) -> list[TrialResult]:
+    if len(unit) == 1:
+        return [execute(unit[0], run_id=run_id, backend=backend, marker_dir=marker_dir)]
+    return execute_cell(unit, run_id=run_id, backend=backend, marker_dir=marker_dir)
+
+
+def dask_failures() -> tuple[type[BaseException], ...]:
+    """What joblib's dask backend raises when a worker died under a task or the task was cancelled."""
+    from concurrent.futures import CancelledError
+
+    failures: list[type[BaseException]] = [CancelledError]
+    try:
+        from distributed import KilledWorker
+        from distributed.comm.core import CommClosedError
+
+        failures += [KilledWorker, CommClosedError]
+    except ImportError:
+        pass
+    return tuple(failures)
 
 
 def dispatch(
-    pending: Sequence[TrialSpec], backend: BackendConfig, run_id: str, marker_dir: str | None = None
+    pending: Sequence[TrialSpec],
+    backend: BackendConfig,
+    run_id: str,
+    marker_dir: str | None = None,
+    vectorize_seeds: bool = False,
 ) -> Iterator[TrialResult]:
     """Run trials in parallel workers and yield each result as soon as it finishes.
 
     When a loky worker dies mid-trial (killed, segfault, out of memory), the pool breaks:
     the trials that were in flight are retried once, each alone in a fresh worker, and
     recorded as ``crashed`` if they kill it again; the rest of the grid goes on.
+
+    Under dask the scheduler itself resubmits a task whose worker died (up to its
+    ``allowed-failures``, plus ``--retries``); when it gives up (``KilledWorker``) or the task
+    is cancelled, the trials that were running in a dead worker are recorded as ``crashed``,
+    trials that never returned are run again, and the rest of the grid goes on.
     """
-    if backend.name == "loky" and (backend.n_jobs == 1 or len(pending) <= 1):
-        for spec in pending:
-            yield execute(spec, run_id=run_id, backend="sequential")
+    units = cells(pending, vectorize_seeds)
+    if backend.name == "loky" and (backend.n_jobs == 1 or len(units) <= 1):
+        for unit in units:
+            yield from _worker_execute(unit, run_id, "sequential", None)
         return
-    remaining = list(pending)
+    failures: tuple[type[BaseException], ...] = (BrokenProcessPool,)
+    if backend.name == "dask":
+        failures += dask_failures()
+    remaining = units
+    unidentified = 0
     while remaining:
         received: set[str] = set()
-        try:
-            with parallel_backend(backend) as kwargs:
-                for result in Parallel(return_as="generator_unordered", **kwargs)(
-                    delayed(_worker_execute)(spec, run_id, backend.name, marker_dir) for spec in remaining
+        failure: BaseException | None = None
+        dead: list[TrialSpec] = []
+        with parallel_backend(backend) as kwargs:
+            try:
+                for results in Parallel(return_as="generator_unordered", **kwargs)(
+                    delayed(_worker_execute)(unit, run_id, backend.name, marker_dir) for unit in remaining
                 ):
-                    received.add(result.row["trial_id"])
-                    yield result
-            return
-        except BrokenProcessPool as exc:
-            unfinished = [s for s in remaining if s.trial_id not in received]
+                    for result in results:
+                        received.add(result.row["trial_id"])
+                        yield result
+                return
+            except failures as exc:
+                failure = exc
+                if backend.name == "dask":
+                    # Before the cluster closes: closing it ends the live workers too, and their markers would look dead.
+                    dead = dead_worker_trials(marker_dir, [s for u in remaining for s in u if s.trial_id not in received])
+        reason = (str(failure).splitlines() or [type(failure).__name__])[0]
+        unfinished_units = [u2 for u2 in ([s for s in u if s.trial_id not in received] for u in remaining) if u2]
+        unfinished = [s for u in unfinished_units for s in u]
+        if backend.name == "loky":
             suspects = in_flight_trials(marker_dir, unfinished) or unfinished[:1]
             for spec in suspects:
-                yield run_isolated(spec, run_id, backend, marker_dir, reason=str(exc).splitlines()[0])
-            done = {s.trial_id for s in suspects}
-            remaining = [s for s in unfinished if s.trial_id not in done]
+                yield run_isolated(spec, run_id, backend, marker_dir, reason=reason)
+        else:
+            suspects = dead
+            if not suspects:
+                # No marker names the trial (workers on other hosts): after a second such failure,
+                # the first unfinished unit is recorded, so a trial that always kills its worker cannot loop.
+                unidentified += 1
+                suspects = unfinished_units[0] if unidentified >= 2 else []
+            else:
+                unidentified = 0
+            clear_markers(marker_dir)  # the live workers' trials were stopped with the cluster; they run again
+            for spec in suspects:
+                yield crashed(spec, run_id, "dask", 1 + backend.retries,
+                              f"dask worker died running this trial ({type(failure).__name__}: {reason})")
+        done = {s.trial_id for s in suspects}
+        remaining = [u2 for u2 in ([s for s in u if s.trial_id not in done] for u in unfinished_units) if u2]
+
+
+def clear_markers(marker_dir: str | None) -> None:
+    if marker_dir:
+        for p in Path(marker_dir).glob("*.*"):
+            p.unlink(missing_ok=True)
 
 
 def in_flight_trials(marker_dir: str | None, candidates: Sequence[TrialSpec]) -> list[TrialSpec]:
@@ -151,6 +225,36 @@ def in_flight_trials(marker_dir: str | None, candidates: Sequence[TrialSpec]) ->
     return [s for s in candidates if s.trial_id in names]
 
 
+def dead_worker_trials(marker_dir: str | None, candidates: Sequence[TrialSpec]) -> list[TrialSpec]:
+    """Trials whose in-flight marker names a process that no longer exists (markers are ``trial_id.pid``).
+
+    Markers of live processes stay: those trials are still running (joblib does not stop them) and
+    clean up after themselves. Only meaningful for workers on this host, which share the marker folder.
+    """
+    if not marker_dir:
+        return []
+    dead: set[str] = set()
+    for p in Path(marker_dir).glob("*.*"):
+        trial_id, _, pid = p.name.partition(".")
+        if pid.isdigit() and not pid_alive(int(pid)):
+            dead.add(trial_id)
+            p.unlink(missing_ok=True)
+    return [s for s in candidates if s.trial_id in dead]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed worker its nanny has not reaped yet is a zombie: dead for our purposes
+        return " Z " not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[-1][:4]
+    except OSError:
+        return True
+
+
 def run_isolated(
     spec: TrialSpec, run_id: str, backend: BackendConfig, marker_dir: str | None, reason: str
 ) -> TrialResult:
@@ -160,7 +264,7 @@ def run_isolated(
     # joblib runs n_jobs=1 in the calling process; a worker process of our own keeps the driver safe
     try:
         with ProcessPoolExecutor(max_workers=1, env={"OMP_NUM_THREADS": str(backend.threads)}) as executor:
-            return executor.submit(_worker_execute, spec, run_id, "loky", None).result()
+            return executor.submit(_worker_execute, [spec], run_id, "loky", None).result()[0]
     except BrokenProcessPool as exc:
         return crashed(spec, run_id, "loky", 2, f"worker process died twice running this trial: {reason}; {exc}")
 
@@ -192,6 +296,7 @@ def run(
     backend: BackendConfig | None = None,
     options: dict[str, Any] | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
+    vectorize_seeds: bool = False,
 ) -> list[dict[str, Any]]:
     """Run the pending trials of ``the_plan``, writing each row as it arrives; returns the new rows."""
     run_id = new_run_id()
@@ -200,7 +305,8 @@ def run(
     # The lock comes first: a second run into the same directory is refused before it writes anything.
     with store.lock(), store.marker_dir(run_id) as markers:
         store.record_run(manifest_entry(run_id, the_plan.suite, the_plan, options or {}))
-        for result in dispatch(the_plan.pending, (backend or BackendConfig()).validate(), run_id, markers):
+        for result in dispatch(the_plan.pending, (backend or BackendConfig()).validate(), run_id, markers,
+                               vectorize_seeds=vectorize_seeds):
             store.append([result.row], result.curves, run_id)
             rows.append(result.row)
             if on_result is not None:

@@ -197,7 +197,14 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
     if len(set(canon_datasets)) != len(canon_datasets):
         raise fail("datasets", "a dataset is listed twice.", "Remove the duplicate.")
 
-    training = _section(data.get("training", {}), TRAINING_DEFAULTS, "training", fail)
+    raw_training = dict(data.get("training", {}))
+    # Optional and without a default, so configs (and trial ids) of suites that do not set it are unchanged.
+    dtype = raw_training.pop("dtype", None)
+    training = _section(raw_training, TRAINING_DEFAULTS, "training", fail)
+    if dtype is not None:
+        if dtype not in ("float32", "float64"):
+            raise fail("training.dtype", f"must be float32 or float64; got {dtype!r}.", 'Write dtype = "float64".')
+        training["dtype"] = dtype
     if training["optimizer"] not in OPTIMIZERS:
         raise fail("training.optimizer", f"unknown optimizer {training['optimizer']!r}.",
                    f"Use one of {', '.join(OPTIMIZERS)}.")

@@ -7,6 +7,7 @@ out-of-memory errors become the trial's ``status``; the run goes on.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import functools
 import json
@@ -17,7 +18,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from lossbench.provenance import device_name, environment
 from lossbench.sources import Dataset, load_dataset
 from lossbench.specs import TrialSpec, canonical_json, short_hash
 from lossbench.tasks import TASK_TYPES
-from lossbench.train import Diverged, TrialTimeout, train
+from lossbench.train import Diverged, TrainResult, TrialTimeout, train
 
 MAX_ERROR_CHARS = 2000
 
@@ -52,6 +53,32 @@ class TrialResult:
 def cached_dataset(uri: str) -> Dataset:
     """A worker runs many trials of the same dataset: parse it once per process."""
     return load_dataset(uri)
+
+
+_PREPARED: dict[tuple[str, ...], Any] = {}
+PREPARED_CACHE_SIZE = 8  # the seeds of one vectorised cell fit
+PREPARED_CACHE_BYTES = 32 * 2**20
+
+
+def prepare_cached(task: Any, data: Dataset, spec: TrialSpec) -> Any:
+    """``task.prepare``, remembered for the last few (dataset, seed, configuration) keys of this process.
+
+    By the pairing invariant every loss of one (dataset, seed) gets the same split and preprocessing,
+    so a worker running several losses of one seed fits them once. Each trial gets its own deep copy.
+    """
+    key = (spec.task, spec.dataset, data.content_hash, str(spec.seed), canonical_json(spec.config))
+    if key in _PREPARED:
+        return copy.deepcopy(_PREPARED[key])
+    prepared = task.prepare(data, spec)
+    try:
+        size = sum(p.X.nbytes + p.y.nbytes for p in (prepared.train, prepared.val, prepared.test) if p is not None)
+    except AttributeError:  # a task whose splits are not tensors: never cached
+        size = PREPARED_CACHE_BYTES + 1
+    if size <= PREPARED_CACHE_BYTES:  # large (image) data is not worth holding several copies of
+        if len(_PREPARED) >= PREPARED_CACHE_SIZE:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        _PREPARED[key] = copy.deepcopy(prepared)
+    return prepared
 
 
 def now() -> dt.datetime:
@@ -145,16 +172,8 @@ def execute(
             outcome = _run(spec, row)
         row.update(outcome.row)
         curves = outcome.curves
-    except Diverged as exc:
-        _fail(row, "diverged", exc)
-    except TrialTimeout as exc:
-        _fail(row, "timeout", exc)
-    except (MemoryError, torch.OutOfMemoryError) as exc:
-        _fail(row, "oom", exc)
-    except UserError as exc:
-        _fail(row, "failed", exc, with_traceback=False)
     except Exception as exc:  # isolation: a bug in one loss must not end the run
-        _fail(row, "failed", exc)
+        _classify(row, exc)
     row["wall_s"] = time.perf_counter() - t0
     row["peak_rss_mb"] = peak_rss_mb()
     row["ended_at"] = now()
@@ -171,7 +190,24 @@ def _fail(row: dict[str, Any], status: str, exc: BaseException, with_traceback: 
     row.update(status=status, error_type=type(exc).__name__, error_msg=msg[:MAX_ERROR_CHARS])
 
 
-def _run(spec: TrialSpec, row: dict[str, Any]) -> TrialResult:
+@dataclass
+class Setup:
+    """One trial made ready to train: the per-seed path and the seed-stacked path start from the same objects."""
+
+    task: Any
+    prepared: Any
+    model: torch.nn.Module
+    loss: torch.nn.Module
+    method: Any
+    deadline: float | None
+    rng_state: torch.Tensor  # the global RNG state training starts from (dropout masks are drawn from it)
+
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _setup(spec: TrialSpec, row: dict[str, Any]) -> Setup | TrialResult:
+    """Load, split and preprocess; build model, loss and method. A skipped trial returns its result instead."""
     deadline = time.monotonic() + spec.trial_timeout if spec.trial_timeout else None
     obj = spec.objective
     task = TASK_TYPES.get(spec.task)
@@ -181,7 +217,7 @@ def _run(spec: TrialSpec, row: dict[str, Any]) -> TrialResult:
             f"Dataset {spec.dataset!r} changed since the run was planned "
             f"(hash {data.content_hash}, expected {spec.data_hash})."
         )
-    prepared = task.prepare(data, spec)
+    prepared = prepare_cached(task, data, spec)
     row.update(n_classes=prepared.n_classes, **{k: v for k, v in prepared.info.items() if k.startswith("n_")},
                dataset_name=data.name)
     loss_cls = LOSSES.get(obj.loss_name)
@@ -197,19 +233,29 @@ def _run(spec: TrialSpec, row: dict[str, Any]) -> TrialResult:
     loss = make_loss(obj.loss_name, obj.param_dict if obj.kind == "loss" else {},
                      **prepared.loss_context(spec.seed))
     method = method_cls(**(obj.param_dict if obj.kind == "method" else {}))
+    rng_state = torch.get_rng_state()
     prepared.to(spec.device)
     model.to(spec.device)
     loss.to(spec.device)
+    dtype = DTYPES[str(spec.config.get("training", {}).get("dtype", "float32"))]
+    if dtype != torch.float32:  # float64 for exactness checks; inputs, weights and loss buffers alike
+        for name in ("train", "val", "test"):
+            part = getattr(prepared, name)
+            if part is not None:
+                setattr(prepared, name, type(part)(part.X.to(dtype), part.y))
+        model.to(dtype)
+        loss.to(dtype)
+    return Setup(task, prepared, model, loss, method, deadline, rng_state)
 
-    result = train(task, model, prepared, loss, method, training=spec.config.get("training", {}),
-                   seed=spec.seed, primary_metric=spec.primary_metric, deadline=deadline,
-                   metrics=tuple(spec.metrics))
-    final = method.finish(model, prepared)
+
+def _finish(spec: TrialSpec, setup: Setup, result: TrainResult) -> TrialResult:
+    """Test-split metrics of the trained model: the row's outcome columns."""
+    final = setup.method.finish(setup.model, setup.prepared)
     t_eval = time.perf_counter()
-    metrics = task.evaluate(final, prepared, "test", spec.metrics)
+    metrics = setup.task.evaluate(final, setup.prepared, "test", spec.metrics)
     eval_s = time.perf_counter() - t_eval
     out = {f"m_{k}": float(v) for k, v in metrics.items()}
-    out.update({f"m_{k}": float(v) for k, v in method.record().items()})
+    out.update({f"m_{k}": float(v) for k, v in setup.method.record().items()})
     out.update(
         status="ok",
         value=float(metrics[spec.primary_metric]),
@@ -218,9 +264,102 @@ def _run(spec: TrialSpec, row: dict[str, Any]) -> TrialResult:
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,
     )
-    if prepared.info.get("record"):
-        out.update({k: v for k, v in prepared.info["record"].items()})
+    if setup.prepared.info.get("record"):
+        out.update({k: v for k, v in setup.prepared.info["record"].items()})
     return TrialResult(out, result.curves)
+
+
+def _run(spec: TrialSpec, row: dict[str, Any]) -> TrialResult:
+    setup = _setup(spec, row)
+    if isinstance(setup, TrialResult):
+        return setup
+    result = train(setup.task, setup.model, setup.prepared, setup.loss, setup.method,
+                   training=spec.config.get("training", {}), seed=spec.seed, primary_metric=spec.primary_metric,
+                   deadline=setup.deadline, metrics=tuple(spec.metrics))
+    return _finish(spec, setup, result)
+
+
+def _classify(row: dict[str, Any], exc: BaseException) -> None:
+    """The status of a trial that raised: the same mapping for the per-seed and the stacked path."""
+    if isinstance(exc, Diverged):
+        _fail(row, "diverged", exc)
+    elif isinstance(exc, TrialTimeout):
+        _fail(row, "timeout", exc)
+    elif isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        _fail(row, "oom", exc)
+    elif isinstance(exc, UserError):
+        _fail(row, "failed", exc, with_traceback=False)
+    else:
+        _fail(row, "failed", exc)
+
+
+def execute_cell(
+    specs: Sequence[TrialSpec], run_id: str = "", backend: str = "local", marker_dir: str | None = None
+) -> list[TrialResult]:
+    """Run the seeds of one (dataset, loss) cell as one stacked model; each seed alone when that is unsupported.
+
+    Rows are those ``execute`` gives, seed by seed (``train_s`` is the cell's training time over its seeds).
+    """
+    from lossbench.vectorized import train_stacked, unsupported_reason
+
+    if len(specs) < 2:
+        return [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
+    load_plugins(specs[0].plugins)
+    t0 = time.perf_counter()
+    rows = [base_row(s, run_id, backend, 1) for s in specs]
+    for row in rows:
+        row.update(started_at=now(), status="failed", error_type="", error_msg="")
+    timeout = sum(s.trial_timeout for s in specs) if all(s.trial_timeout for s in specs) else None
+    try:
+        with contextlib.ExitStack() as stack:
+            for s in specs:
+                stack.enter_context(in_flight(marker_dir, s.trial_id))
+            stack.enter_context(threadpool_limits(specs[0].threads))
+            stack.enter_context(hard_deadline(timeout))  # the cell gets the sum of its trials' limits
+            torch.set_num_threads(specs[0].threads)
+            setups = [_setup(s, r) for s, r in zip(specs, rows, strict=True)]
+            if any(isinstance(x, TrialResult) for x in setups):
+                reason: str | None = "a seed was skipped"
+            else:
+                reason = unsupported_reason([x.model for x in setups], [x.prepared for x in setups],  # type: ignore[union-attr]
+                                            [x.loss for x in setups], [x.method for x in setups])  # type: ignore[union-attr]
+            if reason is not None:
+                return [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
+            ready: list[Setup] = setups  # type: ignore[assignment]
+            gens = [torch.Generator() for _ in ready]
+            for g, x in zip(gens, ready, strict=True):
+                g.set_state(x.rng_state)  # where each seed's dropout draws would start in its own process
+            deadline = time.monotonic() + timeout if timeout else None
+            outcomes = train_stacked(ready[0].task, [x.model for x in ready], [x.prepared for x in ready],
+                                     [x.loss for x in ready], [x.method for x in ready], gens,
+                                     training=specs[0].config.get("training", {}), seeds=[s.seed for s in specs],
+                                     primary_metric=specs[0].primary_metric, deadline=deadline)
+            results: list[TrialResult] = []
+            for spec, row, setup, outcome in zip(specs, rows, ready, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    _classify(row, outcome)
+                    results.append(TrialResult(row))
+                    continue
+                try:
+                    done = _finish(spec, setup, outcome)
+                    row.update(done.row)
+                    results.append(TrialResult(row, done.curves))
+                except Exception as exc:  # isolation: one seed's evaluation failing leaves the others' rows
+                    _classify(row, exc)
+                    results.append(TrialResult(row))
+    except Exception as exc:  # the whole cell failed (time-out, out of memory, a bug): one status for every seed
+        results = []
+        for row in rows:
+            _classify(row, exc)
+            results.append(TrialResult(row))
+    wall = (time.perf_counter() - t0) / len(specs)
+    for result in results:
+        result.row["wall_s"] = wall
+        result.row["peak_rss_mb"] = peak_rss_mb()
+        result.row["ended_at"] = now()
+        for c in result.curves:
+            c["trial_id"] = result.row["trial_id"]
+    return results
 
 
 def load_plugins(modules: tuple[str, ...] | list[str]) -> None:

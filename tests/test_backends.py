@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from lossbench.errors import UserError
 from lossbench.runner import plan, run
 from lossbench.store import ResultStore
 from lossbench.suite import Suite
+from lossbench.trial import load_plugins
 
 METRIC_COLUMNS = ["trial_id", "status", "value", "m_accuracy", "m_auroc", "epochs_run"]
 
@@ -41,3 +43,74 @@ def test_dask_and_loky_give_the_same_rows(tmp_path: Path, tiny_suite: Suite) -> 
 def test_bad_backend_options(config: BackendConfig, fragment: str) -> None:
     with pytest.raises(UserError, match=fragment.replace("(", r"\(")):
         config.validate()
+
+
+KILLER = textwrap.dedent('''
+    import os, signal
+    from pathlib import Path
+    import torch.nn.functional as F
+    from lossbench.losses import LOSSES, LossBase, LossInfo, register_loss
+
+    FLAG = Path(__file__).with_suffix(".killed")
+
+    class KillsDaskWorker(LossBase):
+        """SIGKILLs its dask worker process on seed 1: once (then trains), or every time with always=true."""
+        info = LossInfo(name="test-kill-dask-worker", family="test", tasks=frozenset({"binary", "multiclass"}),
+                        input="logits", params={}, citation="test only", needs=frozenset({"seed"}))
+
+        def per_sample(self, input, target, **extras):
+            if self.context["seed"] == 1 and (os.environ.get("KILL_ALWAYS") or not FLAG.exists()):
+                FLAG.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return F.cross_entropy(input, target, reduction="none")
+
+    if KillsDaskWorker.info.name not in LOSSES:
+        register_loss(KillsDaskWorker)
+''')
+
+
+@pytest.mark.parametrize("always", [False, True], ids=["killed-once-retried", "killed-always-crashed"])
+def test_dask_worker_killed_mid_trial_is_retried_or_crashed_never_lost(
+    tmp_path: Path, tiny_suite: Suite, monkeypatch: pytest.MonkeyPatch, always: bool
+) -> None:
+    pytest.importorskip("dask.distributed")
+    import dask
+
+    plugin = tmp_path / "killer.py"
+    plugin.write_text(KILLER)
+    if always:
+        monkeypatch.setenv("KILL_ALWAYS", "1")  # worker processes inherit the driver's environment
+    load_plugins([str(plugin)])
+    store = ResultStore(tmp_path / "r")
+    the_plan = plan(store, tiny_suite, losses=["ce", "test-kill-dask-worker"], seeds=[0, 1, 2], plugins=[str(plugin)])
+    # The in-process scheduler of the LocalCluster gives up on a task after one dead worker (default: 3).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        rows = run(store, the_plan, backend=BackendConfig("dask", 2))
+    assert (tmp_path / "killer.killed").exists()  # a worker really was killed mid-trial
+    trials = ResultStore(tmp_path / "r").read_trials()
+    assert len(rows) == len(trials) == len(the_plan.trials) == trials["trial_id"].nunique()
+    trials = trials.set_index(["dataset", "loss", "seed"])
+    victims = trials.xs(("test-kill-dask-worker", 1), level=("loss", "seed"))
+    if always:
+        assert set(victims["status"]) == {"crashed"}
+        assert victims["error_msg"].str.contains("dask worker died").all()
+    else:
+        assert set(victims["status"]) <= {"ok", "crashed"} and "ok" in set(victims["status"])
+    others = trials.drop(index=victims.index.map(lambda d: (d, "test-kill-dask-worker", 1)))
+    # Never lost: every other trial returned. (One that shared a dying worker may be recorded crashed too.)
+    assert set(others["status"]) <= {"ok", "crashed"} and (others["status"] == "ok").mean() >= 0.75
+    assert not list((tmp_path / "r").glob(".inflight-*"))
+
+
+def test_gpu_trials_ask_dask_for_a_gpu_resource() -> None:
+    pytest.importorskip("dask.distributed")
+    from joblib.parallel import get_active_backend
+
+    config = BackendConfig("dask", 1, gpu=True).validate()
+    from lossbench.backends import parallel_backend
+
+    with parallel_backend(config):
+        backend, _ = get_active_backend()
+        assert backend.submit_kwargs["resources"] == {"GPU": 1}
+        workers = backend.client.scheduler_info()["workers"].values()
+        assert all(w["resources"] == {"GPU": 1} for w in workers)

@@ -57,6 +57,9 @@ def run_command(
                                                   "tcp://host:8786. Default: a local cluster of --n-jobs workers.")]
     = None,
     retries: Annotated[int, typer.Option("--retries", help="dask: resubmit a trial whose worker died.")] = 0,
+    vectorize_seeds: Annotated[bool, typer.Option("--vectorize-seeds", help="Train all seeds of a (dataset, loss) "
+                                                  "cell as one stacked MLP where the loss and method allow it "
+                                                  "(same results; see docs/performance.md).")] = False,
     plugin: Annotated[list[str] | None, typer.Option("--plugin", help="Import this module or .py file first "
                                                      "(repeatable); it may register extra losses or methods.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
@@ -90,7 +93,10 @@ def run_command(
     if trial_timeout is not None and trial_timeout <= 0:
         raise UserError(f"--trial-timeout must be positive; got {trial_timeout}.")
     load_plugins(plugin or [])
-    backend_config = BackendConfig(backend, n_jobs, scheduler, retries, threads).validate()
+    resolved_device = resolve_device(device)
+    # Under dask, a GPU trial asks for one unit of the workers' GPU resource: one trial per GPU at a time.
+    backend_config = BackendConfig(backend, n_jobs, scheduler, retries, threads,
+                                   gpu=resolved_device.startswith("cuda")).validate()
     if openml_cache is not None:
         if not openml_cache.expanduser().is_dir():
             raise UserError(f"--openml-cache {str(openml_cache)!r} is not a directory.",
@@ -110,7 +116,7 @@ def run_command(
     the_plan = plan(
         store, the_suite, rerun=rerun, losses=loss, datasets=dataset,
         seeds=range(seeds) if seeds is not None else None, trial_timeout=trial_timeout,
-        device=resolve_device(device), threads=threads,
+        device=resolved_device, threads=threads,
         plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in plugin or []],
     )
     if dry_run:
@@ -123,8 +129,8 @@ def run_command(
         )
     options = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler, "retries": retries,
                "rerun": rerun, "trial_timeout": trial_timeout, "device": device,
-               "threads": threads, "losses": loss, "datasets": dataset, "seeds": seeds,
-               "openml_cache": str(openml_cache) if openml_cache is not None else None,
+               "threads": threads, "vectorize_seeds": vectorize_seeds, "losses": loss, "datasets": dataset,
+               "seeds": seeds, "openml_cache": str(openml_cache) if openml_cache is not None else None,
                "data_root": str(data_root) if data_root is not None else None}
     failures = 0
     progress = Progress(
@@ -147,7 +153,8 @@ def run_command(
                     )
             progress.update(task, advance=1, failed=f"[red]{failures} failed[/red]" if failures else "")
 
-        run(store, the_plan, backend=backend_config, options=options, on_result=on_result)
+        run(store, the_plan, backend=backend_config, options=options, on_result=on_result,
+            vectorize_seeds=vectorize_seeds)
     if not quiet:
         trials = store.read_trials()
         keep = {t.trial_id for t in the_plan.trials}

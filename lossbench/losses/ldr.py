@@ -115,6 +115,7 @@ class ALDRKLLoss(LossBase):
         formula="Lambda_i * log((1/K) sum_k exp(gap_ik / Lambda_i)) "
         "- alpha log K (Lambda_i - lambda0)^2 / (2 lambda0)",
         needs=frozenset({"sample_index", "n_samples"}),
+        vectorizable=False,  # per-sample state: trained seed by seed, never stacked
         exact_gradient=False,
         caveats="Stateful: build one loss per run (the buffer ties it to one training set and seed). "
         "The value includes a negative penalty, so compare metrics, not loss values. The temperature "

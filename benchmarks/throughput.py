@@ -1,0 +1,262 @@
+"""Trials per minute: lossbench against the hand-written loop (benchmarks/plain_loop.py) on the same grid.
+
+Run: ``python benchmarks/throughput.py --openml-cache /tmp/openml_cache [--datasets 14] [--repeats 1]``
+
+The grid is the ``imbalanced`` suite's datasets (the first ``--datasets`` of them, smallest first when
+fewer than all) × ce, focal, anyloss-f1 × 5 seeds, with the model and budget of the plain loop: MLP
+2×128, 30 epochs, batch 256, Adam (lr 0.002), no early stopping (patience 0), so both do the same
+number of optimiser steps. Each variant runs in a child process, variants alternate, and every figure
+is printed next to ``os.getloadavg()``: on a shared machine timings are noisy.
+
+Printed: trials/minute per variant and its ratio to the plain loop; the harness overhead of a
+sequential lossbench run (share of wall time outside forward, backward, optimiser step and
+evaluation, measured by timing those calls); 1 → 2 worker scaling; the driver's peak memory; and
+the compute floor (grid forward + backward FLOPs / single-core matmul rate × cores), with each
+variant's time as a multiple of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+LOSSES = ["ce", "focal", "anyloss-f1"]
+SEEDS = 5
+TRAINING = {"epochs": 30, "batch_size": 256, "optimizer": "adam", "lr": 0.002, "patience": 0}
+HIDDEN = [128, 128]
+
+
+def bench_suite(datasets: list[str], path: Path) -> Path:
+    rows = ", ".join(f'"{d}"' for d in datasets)
+    training = "\n".join(f"{k} = {json.dumps(v)}" for k, v in TRAINING.items())
+    path.write_text(f'''name = "throughput"
+version = "1"
+task = "classification"
+datasets = [{rows}]
+losses = {json.dumps(LOSSES)}
+seeds = {SEEDS}
+primary_metric = "f1_tuned"
+metrics = ["f1", "auprc", "auroc"]
+
+[model]
+family = "mlp"
+hidden = {json.dumps(HIDDEN)}
+dropout = 0.0
+
+[training]
+{training}
+
+[split]
+test = 0.3
+val = 0.2
+''')
+    return path
+
+
+# -- child: one lossbench run, optionally with its compute timed ---------------------------------------
+class Timer:
+    """Time spent inside wrapped calls; nested wrapped calls count once (in the outermost)."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+        self.depth = 0
+
+    def wrap(self, owner: Any, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+        timer = self
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if timer.depth:
+                return inner(*args, **kwargs)
+            timer.depth += 1
+            t = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                timer.spent[label] = timer.spent.get(label, 0.0) + time.perf_counter() - t
+                timer.depth -= 1
+
+        setattr(owner, name, timed)
+
+
+def child(args: argparse.Namespace) -> None:
+    import torch
+
+    from lossbench.backends import BackendConfig
+    from lossbench.runner import plan, run
+    from lossbench.store import ResultStore
+    from lossbench.suite import load_suite
+
+    timer = Timer()
+    if args.instrument:  # only meaningful in-process (--n-jobs 1: trials run in this process)
+        from lossbench.losses.base import LossBase
+        from lossbench.models.mlp import MLP
+        from lossbench.tasks.classification import TabularClassification
+        from lossbench.vectorized import StackedMLP
+
+        for owner in (MLP, StackedMLP, LossBase):
+            timer.wrap(owner, "forward", "forward")
+        timer.wrap(torch.Tensor, "backward", "backward")
+        for opt in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
+            timer.wrap(opt, "step", "optimizer")
+        timer.wrap(TabularClassification, "evaluate", "evaluation")
+    os.environ["OPENML_CACHE_DIR"] = args.openml_cache
+    suite = load_suite(args.suite)
+    t0 = time.perf_counter()
+    store = ResultStore(Path(args.out))
+    the_plan = plan(store, suite)
+    rows = run(store, the_plan, backend=BackendConfig("loky", args.n_jobs), vectorize_seeds=args.vectorize)
+    wall = time.perf_counter() - t0
+    statuses: dict[str, int] = {}
+    for r in rows:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    print(json.dumps({"trials": len(rows), "wall_s": wall, "statuses": statuses, "spent": timer.spent,
+                      "load": os.getloadavg(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+# -- parent ------------------------------------------------------------------------------------------
+def run_child(cmd: list[str]) -> dict[str, Any]:
+    before = os.getloadavg()
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if out.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["load_before"] = before
+    return result
+
+
+def matmul_rate(n: int = 1024, repeats: int = 10) -> float:
+    """Single-thread float32 matmul FLOP/s: the best a core does on dense work (median of repeats)."""
+    import statistics
+
+    import torch
+
+    torch.set_num_threads(1)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times)
+
+
+def grid_flops(datasets: list[str], suite_path: Path) -> float:
+    """Forward + backward FLOPs of training (3 × forward per row and epoch) plus validation/test forwards."""
+    from lossbench.runner import plan
+    from lossbench.suite import load_suite
+    from lossbench.tasks import TASK_TYPES
+    from lossbench.trial import cached_dataset
+
+    suite = load_suite(str(suite_path))
+    total = 0.0
+    task = TASK_TYPES.get("classification")
+    seen: set[str] = set()
+    for spec in plan(None, suite).trials:
+        if spec.dataset in seen or spec.seed != 0:
+            continue
+        seen.add(spec.dataset)
+        prepared = task.prepare(cached_dataset(spec.dataset), spec)
+        widths = [prepared.n_features, *HIDDEN, prepared.n_classes]
+        macs = sum(a * b for a, b in itertools.pairwise(widths))
+        n_train, n_val, n_test = len(prepared.train), len(prepared.split("val")), len(prepared.test)
+        epochs = TRAINING["epochs"]
+        per_trial = 2 * macs * (3 * n_train * epochs + n_val * epochs + n_test)
+        total += per_trial * len(LOSSES) * SEEDS
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--openml-cache", required=True)
+    ap.add_argument("--datasets", type=int, default=14, help="how many of the suite's datasets (smallest first)")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--suite", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--n-jobs", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--vectorize", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--instrument", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    os.environ["OPENML_CACHE_DIR"] = args.openml_cache
+    from lossbench.sources import load_dataset
+    from lossbench.suite import load_suite
+
+    uris = list(load_suite("imbalanced").datasets)
+    sizes = {u: len(load_dataset(u).y) for u in uris}
+    chosen = uris if args.datasets >= len(uris) else sorted(uris, key=sizes.get)[: args.datasets]
+    tmp = Path(tempfile.mkdtemp(prefix="lossbench-throughput-"))
+    suite_path = bench_suite(chosen, tmp / "throughput.toml")
+    n_trials = len(chosen) * len(LOSSES) * SEEDS
+    print(f"grid: {len(chosen)} datasets ({sum(sizes[u] for u in chosen)} rows) x {len(LOSSES)} losses x {SEEDS} seeds"
+          f" = {n_trials} trials; MLP {HIDDEN}, {TRAINING}; cores {os.cpu_count()}; load {os.getloadavg()}")
+
+    plain = [sys.executable, "benchmarks/plain_loop.py", *[a for u in chosen for a in ("--dataset", u)],
+             *[a for loss in LOSSES for a in ("--loss", loss)], "--seeds", str(SEEDS)]
+    lb = [sys.executable, "benchmarks/throughput.py", "--child", "--suite", str(suite_path),
+          "--openml-cache", args.openml_cache]
+    variants = {
+        "plain loop (1 process)": plain,
+        "lossbench --n-jobs 1": [*lb, "--n-jobs", "1", "--instrument"],
+        "lossbench --n-jobs 2": [*lb, "--n-jobs", "2"],
+        "lossbench --n-jobs 1 --vectorize-seeds": [*lb, "--n-jobs", "1", "--vectorize", "--instrument"],
+        "lossbench --n-jobs 2 --vectorize-seeds": [*lb, "--n-jobs", "2", "--vectorize"],
+    }
+    results: dict[str, list[dict[str, Any]]] = {k: [] for k in variants}
+    for rep in range(args.repeats):
+        for name, cmd in variants.items():  # alternating, so slow drifts in load hit every variant alike
+            extra = ["--out", str(tmp / f"out-{rep}-{len(results[name])}-{abs(hash(name))}")] if cmd is not plain else []
+            r = run_child([*cmd, *extra])
+            results[name].append(r)
+            print(f"  {name}: {r['wall_s']:.1f} s, load {tuple(round(x, 2) for x in r['load'])}", flush=True)
+
+    rate = matmul_rate()
+    cores = os.cpu_count() or 1
+    flops = grid_flops(chosen, suite_path)
+    floor = flops / (rate * cores)
+    best = {k: min(r["wall_s"] for r in v) for k, v in results.items()}
+    base = best["plain loop (1 process)"]
+    print(f"\ncompute floor: {flops / 1e12:.2f} TFLOP / ({rate / 1e9:.1f} GFLOP/s x {cores} cores) = {floor:.1f} s")
+    print("| variant | wall s | trials/min | vs plain loop | x floor | load (1, 5, 15 min) at end |")
+    print("|---|---|---|---|---|---|")
+    for name, v in results.items():
+        w = best[name]
+        r = min(v, key=lambda x: x["wall_s"])
+        print(f"| {name} | {w:.1f} | {60 * n_trials / w:.1f} | {base / w:.2f}x | {w / floor:.1f} | "
+              f"{', '.join(f'{x:.1f}' for x in r['load'])} |")
+    for name in ("lossbench --n-jobs 1", "lossbench --n-jobs 1 --vectorize-seeds"):
+        r = min(results[name], key=lambda x: x["wall_s"])
+        spent = r["spent"]
+        compute = sum(spent.values())
+        strict = spent.get("forward", 0) + spent.get("backward", 0) + spent.get("evaluation", 0)
+        print(f"harness overhead, {name}: {100 * (1 - compute / r['wall_s']):.1f}% outside forward, backward, "
+              f"optimiser step, evaluation ({100 * (1 - strict / r['wall_s']):.1f}% counting the optimiser step as "
+              f"overhead); split: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(spent.items())))
+    for one, two in (("lossbench --n-jobs 1", "lossbench --n-jobs 2"),
+                     ("lossbench --n-jobs 1 --vectorize-seeds", "lossbench --n-jobs 2 --vectorize-seeds")):
+        print(f"1 -> 2 worker scaling ({one}): {100 * best[one] / (2 * best[two]):.0f}% "
+              f"(speed-up {best[one] / best[two]:.2f}x)")
+    for name, v in results.items():
+        print(f"peak RSS of the driver process, {name}: {max(r['peak_rss_mb'] for r in v):.0f} MB")
+    print(f"load at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
