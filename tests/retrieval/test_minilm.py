@@ -46,7 +46,7 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_suite_parses_and_head_starts_as_the_frozen_encoder() -> None:
     suite = load_suite("retrieval-minilm")
-    assert suite.datasets == ["bundled:stdlib-docs"] and suite.options["encoder"] == "minilm"
+    assert list(suite.datasets) == ["bundled:stdlib-docs"] and suite.options["encoder"] == "minilm"
     torch.manual_seed(0)
     head = MODELS.get("minilm-head")(384, 384, hidden=[16])
     x = torch.nn.functional.normalize(torch.randn(4, 3, 384), dim=-1)
