@@ -17,13 +17,24 @@ class Tower(nn.Module):
 
     At initialisation the tower is the projection alone, which approximately preserves cosine similarity of
     the sparse n-gram inputs (Johnson–Lindenstrauss), so training starts from lexical matching instead of noise.
+
+    ``skip = "orthogonal"`` starts the projection (semi-)orthogonal instead, the identity when ``n_in == n_out``:
+    on dense unit inputs such as frozen sentence embeddings the initial scores are then exactly the encoder's
+    cosines, so a trained head is measured against the frozen model rather than a random rotation of it.
     """
 
     def __init__(self, n_in: int, n_out: int, hidden: Sequence[int] = (256,), dropout: float = 0.0,
-                 batch_norm: bool = False) -> None:
+                 batch_norm: bool = False, skip: str = "random") -> None:
         super().__init__()
         self.projection = nn.Linear(n_in, n_out, bias=False)
-        nn.init.normal_(self.projection.weight, std=n_out**-0.5)
+        if skip == "orthogonal" and n_in == n_out:
+            nn.init.eye_(self.projection.weight)
+        elif skip == "orthogonal":
+            nn.init.orthogonal_(self.projection.weight)
+        elif skip == "random":
+            nn.init.normal_(self.projection.weight, std=n_out**-0.5)
+        else:
+            raise ValueError(f"unknown skip {skip!r}")
         self.residual = MLP(n_in, n_out, hidden, dropout, batch_norm)
         nn.init.zeros_(self.residual[-1].weight)
         nn.init.zeros_(self.residual[-1].bias)
@@ -40,10 +51,10 @@ class DualEncoder(nn.Module):
     """
 
     def __init__(self, n_in: int, n_out: int, hidden: Sequence[int] = (256,), dropout: float = 0.0,
-                 batch_norm: bool = False) -> None:
+                 batch_norm: bool = False, skip: str = "random") -> None:
         super().__init__()
-        self.query = Tower(n_in, n_out, hidden, dropout, batch_norm)
-        self.document = Tower(n_in, n_out, hidden, dropout, batch_norm)
+        self.query = Tower(n_in, n_out, hidden, dropout, batch_norm, skip)
+        self.document = Tower(n_in, n_out, hidden, dropout, batch_norm, skip)
         self.document.load_state_dict(self.query.state_dict())
 
     def encode_documents(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,4 +83,14 @@ class LabelDualEncoder(nn.Module):
         return F.normalize(self.encoder(x), dim=-1) @ F.normalize(self.labels, dim=-1).T
 
 
-MODELS.register("dual-mlp", DualEncoder, params={"hidden": [256], "dropout": 0.0, "batch_norm": False})
+def minilm_head(n_in: int, n_out: int, hidden: Sequence[int] = (256,), dropout: float = 0.0,
+                batch_norm: bool = False) -> DualEncoder:
+    """A trainable two-tower head over frozen sentence embeddings (``encoder = "minilm"``): it starts as the
+    frozen encoder itself (orthogonal skip, zero residual), so training can only move away from that baseline."""
+    return DualEncoder(n_in, n_out, hidden, dropout, batch_norm, skip="orthogonal")
+
+
+# pairs=True: the family takes (B, 2 + H, F) query-document rows; the retrieval task uses dual-mlp otherwise
+MODELS.register("dual-mlp", DualEncoder, params={"hidden": [256], "dropout": 0.0, "batch_norm": False}, pairs=True)
+MODELS.register("minilm-head", minilm_head, params={"hidden": [256], "dropout": 0.0, "batch_norm": False},
+                pairs=True)

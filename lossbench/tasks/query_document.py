@@ -3,7 +3,9 @@
 Data: a pair :class:`~lossbench.sources.base.Dataset` (X columns ``query`` and ``document``, ``meta["kind"] ==
 "pairs"``), for example ``bundled:stdlib-docs``. Texts become hashed character 3–4-gram bags (scikit-learn's
 ``HashingVectorizer``, deterministic murmur hashing, L2-normalised), encoded by a two-tower MLP
-(:class:`~lossbench.models.retrieval.DualEncoder`).
+(:class:`~lossbench.models.retrieval.DualEncoder`). With ``encoder = "minilm"`` the texts are instead embedded
+once by the frozen MiniLM sentence encoder (384-d, cached on disk; see :mod:`lossbench.sources.text_encoders`) and
+only a head on top is trained (model family ``minilm-head``).
 
 Rows (pairs) are split at random by the trial seed. Each training row carries H hard negatives: the training
 documents other than its own whose n-gram bag is most similar to the query (lexical hard negatives, as BM25
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from lossbench.sources.base import Dataset
+from lossbench.sources.text_encoders import encode_texts
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import Prepared, TensorSplit
 
@@ -32,8 +35,16 @@ def text_features(texts: list[str], n_features: int) -> np.ndarray:
     return vec.transform(texts).toarray().astype(np.float32)
 
 
+def pair_features(texts: list[str], options: dict[str, Any]) -> np.ndarray:
+    """Fixed (n, F) unit-norm text features: hashed n-grams (``encoder = "ngram"``) or a frozen sentence encoder."""
+    encoder = str(options.get("encoder", "ngram"))
+    if encoder == "ngram":
+        return text_features(texts, int(options.get("text_features", 2048)))
+    return encode_texts(texts, encoder)
+
+
 def hard_negatives(q: np.ndarray, docs: np.ndarray, own: np.ndarray, pool: np.ndarray, h: int) -> np.ndarray:
-    """For each query, the ``h`` documents of ``pool`` (excluding its own) with the highest n-gram cosine."""
+    """For each query, the ``h`` documents of ``pool`` (excluding its own) with the highest feature cosine."""
     sim = q @ docs[pool].T
     sim[pool[None, :] == own[:, None]] = -np.inf
     top = np.argsort(-sim, axis=1, kind="stable")[:, :h]
@@ -42,10 +53,10 @@ def hard_negatives(q: np.ndarray, docs: np.ndarray, own: np.ndarray, pool: np.nd
 
 def prepare_pairs(data: Dataset, spec: TrialSpec, options: dict[str, Any]) -> Prepared:
     split = spec.config.get("split", {})
-    n_feat = int(options.get("text_features", 2048))
     h = int(options.get("hard_negatives", 3))
-    queries = text_features(data.X["query"].astype(str).tolist(), n_feat)
-    docs = text_features(data.X["document"].astype(str).tolist(), n_feat)
+    queries = pair_features(data.X["query"].astype(str).tolist(), options)
+    docs = pair_features(data.X["document"].astype(str).tolist(), options)
+    n_feat = int(docs.shape[1])
     n = len(docs)
     rng = np.random.default_rng(spec.seed)
     order = rng.permutation(n)

