@@ -16,7 +16,7 @@ from joblib.externals.loky.process_executor import BrokenProcessPool
 
 from lossbench.backends import BackendConfig, parallel_backend
 from lossbench.errors import UserError
-from lossbench.provenance import environment, resolve_device, versions
+from lossbench.provenance import environment, versions
 from lossbench.sources import load_dataset
 from lossbench.specs import ObjectiveSpec, TrialSpec
 from lossbench.store import ResultStore
@@ -324,7 +324,3 @@ def _counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     for r in rows:
         out[str(r["status"])] = out.get(str(r["status"]), 0) + 1
     return out
-
-
-def check_device(device: str) -> str:
-    return resolve_device(device)

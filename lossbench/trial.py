@@ -10,7 +10,6 @@ import contextlib
 import copy
 import datetime as dt
 import functools
-import json
 import os
 import resource
 import signal
@@ -398,7 +397,3 @@ def crashed(spec: TrialSpec, run_id: str, backend: str, attempt: int, reason: st
     row.update(status="crashed", error_type="WorkerDied", error_msg=reason[:MAX_ERROR_CHARS], started_at=stamp,
                ended_at=stamp)
     return TrialResult(row)
-
-
-def describe(spec: TrialSpec) -> str:
-    return json.dumps({"dataset": spec.dataset, "loss": spec.loss, "seed": spec.seed})

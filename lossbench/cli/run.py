@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -169,7 +168,3 @@ def print_grid(trials: list, pending: set[str]) -> None:
     for t in trials:
         table.add_row(t.trial_id, t.dataset, t.loss, str(t.seed), "pending" if t.trial_id in pending else "done")
     console.print(table)
-
-
-def grid_json(trials: list) -> str:
-    return json.dumps([{"trial_id": t.trial_id, **t.key} for t in trials], indent=2)

@@ -57,10 +57,6 @@ def register_metric(
     return add
 
 
-def is_finite(value: float) -> bool:
-    return bool(np.isfinite(value))
-
-
 def register_tuned(base: Metric) -> Metric:
     """``<name>_tuned``: ``base`` at the binary threshold that maximises it on the tuning (validation) split.
 
