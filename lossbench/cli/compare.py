@@ -9,20 +9,13 @@ from typing import Annotated
 import typer
 
 from lossbench.cli.console import make_console
-from lossbench.cli.output import emit, user_errors
+from lossbench.cli.output import OutputFormat, render, user_errors
 
 
 class OnMissing(str, Enum):
     drop = "drop"
     error = "error"
     impute_worst = "impute-worst"
-
-
-class OutputFormat(str, Enum):
-    rich = "rich"
-    json = "json"
-    markdown = "markdown"
-    csv = "csv"
 
 
 def compare_command(
@@ -97,18 +90,11 @@ def compare_command(
             n_resamples=resamples,
             seed=seed,
         )
-        if output_format is OutputFormat.rich:
-            for table in tables.compare_tables(result):
-                console.print(table)
-            for note in result.notes:
-                console.print(f"[dim]note: {note}[/]")
-        else:
-            render = {
-                OutputFormat.json: tables.compare_to_json,
-                OutputFormat.markdown: tables.compare_to_markdown,
-                OutputFormat.csv: tables.compare_to_csv,
-            }[output_format]
-            emit(render(result), out, console)
+        render(result, output_format, tables.compare_tables, {
+            OutputFormat.json: tables.compare_to_json,
+            OutputFormat.markdown: tables.compare_to_markdown,
+            OutputFormat.csv: tables.compare_to_csv,
+        }, out, console)
         if plots is not None or html is not None:
             curves = load_curves(results)
             if plots is not None:

@@ -10,20 +10,13 @@ from typing import Annotated
 import typer
 
 from lossbench.cli.console import make_console
-from lossbench.cli.output import emit, user_errors, write_text
+from lossbench.cli.output import OutputFormat, render, user_errors, write_text
 from lossbench.errors import UserError
 
 
 class GateMode(str, Enum):
     stat = "stat"
     exact = "exact"
-
-
-class GateFormat(str, Enum):
-    rich = "rich"
-    json = "json"
-    markdown = "markdown"
-    csv = "csv"
 
 
 def gate_command(
@@ -83,8 +76,8 @@ def gate_command(
         ),
     ] = None,
     output_format: Annotated[
-        GateFormat, typer.Option("--format", "-f", help="Terminal output format.")
-    ] = GateFormat.rich,
+        OutputFormat, typer.Option("--format", "-f", help="Terminal output format.")
+    ] = OutputFormat.rich,
 ) -> None:
     """Gate a candidate run against a baseline: each (dataset, loss) cell is PASS, REGRESSION or INCONCLUSIVE
     (paired by seed, one-sided tests with Holm across cells, plus a suite-level Wilcoxon check per loss).
@@ -137,18 +130,11 @@ def gate_command(
                     append=True,
                 )
             raise
-        if output_format is GateFormat.rich:
-            for table in tables.gate_tables(result):
-                console.print(table)
-            for note in result.notes:
-                console.print(f"[dim]note: {note}[/]")
-        else:
-            render = {
-                GateFormat.json: tables.gate_to_json,
-                GateFormat.markdown: tables.gate_to_markdown,
-                GateFormat.csv: tables.gate_to_csv,
-            }[output_format]
-            emit(render(result), None, console)
+        render(result, output_format, tables.gate_tables, {
+            OutputFormat.json: tables.gate_to_json,
+            OutputFormat.markdown: tables.gate_to_markdown,
+            OutputFormat.csv: tables.gate_to_csv,
+        }, None, console)
         if json_out is not None:
             write_text(json_out, tables.gate_to_json(result))
         if github_summary is not None:

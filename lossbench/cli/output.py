@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -48,3 +49,28 @@ def emit(text: str, out: Path | None, console: Console) -> None:
 def call(fn: Callable[[], T]) -> T:
     with user_errors():
         return fn()
+
+
+class OutputFormat(str, Enum):
+    rich = "rich"
+    json = "json"
+    markdown = "markdown"
+    csv = "csv"
+
+
+def render(
+    result: Any,
+    output_format: OutputFormat,
+    rich_tables: Callable[[Any], Iterable[Any]],
+    as_text: dict[OutputFormat, Callable[[Any], str]],
+    out: Path | None,
+    console: Console,
+) -> None:
+    """Print ``result`` as Rich tables (with its notes), or as JSON, Markdown or CSV text to ``out``."""
+    if output_format is OutputFormat.rich:
+        for table in rich_tables(result):
+            console.print(table)
+        for note in result.notes:
+            console.print(f"[dim]note: {note}[/]")
+        return
+    emit(as_text[output_format](result), out, console)
