@@ -106,7 +106,7 @@ def test_list_json(what: str) -> None:
 
 def test_help_explains_every_verb() -> None:
     top = invoke("--help")
-    for verb in ("run", "list", "status", "report"):
+    for verb in ("run", "list", "status", "report", "compare", "gate", "calibrate", "check-loss"):
         assert verb in top.output
         sub = invoke(verb, "--help")
         assert sub.exit_code == 0 and "Example" in sub.output
