@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import sys
 import uuid
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 from joblib.externals.loky.process_executor import BrokenProcessPool
 
 from lossbench.backends import BackendConfig, parallel_backend
@@ -120,9 +121,13 @@ def cells(pending: Sequence[TrialSpec], vectorize_seeds: bool = False) -> list[U
 
 
 def _worker_execute(unit: Unit, run_id: str, backend: str, marker_dir: str | None) -> list[TrialResult]:
-    if len(unit) == 1:
-        return [execute(unit[0], run_id=run_id, backend=backend, marker_dir=marker_dir)]
-    return execute_cell(unit, run_id=run_id, backend=backend, marker_dir=marker_dir)
+    # scikit-learn's own joblib calls (ColumnTransformer, ...) run in this process: under the dask backend
+    # they would otherwise be shipped to the cluster, and the waiting task would secede and let its worker
+    # start a second trial beside it.
+    with parallel_config(backend="sequential"):
+        if len(unit) == 1:
+            return [execute(unit[0], run_id=run_id, backend=backend, marker_dir=marker_dir)]
+        return execute_cell(unit, run_id=run_id, backend=backend, marker_dir=marker_dir)
 
 
 def dask_failures() -> tuple[type[BaseException], ...]:
@@ -168,14 +173,19 @@ def dispatch(
         failures += dask_failures()
     remaining = units
     unidentified = 0
-    while remaining:
+    for attempt in itertools.count():
+        if not remaining:
+            return
+        # A fresh marker folder per attempt: a worker the last cluster shut down mid-trial can still
+        # write or leave a marker after the cleanup, and it must not be taken for this attempt's dead.
+        markers = round_markers(marker_dir, attempt)
         received: set[str] = set()
         failure: BaseException | None = None
         dead: list[TrialSpec] = []
         with parallel_backend(backend) as kwargs:
             try:
                 for results in Parallel(return_as="generator_unordered", **kwargs)(
-                    delayed(_worker_execute)(unit, run_id, backend.name, marker_dir) for unit in remaining
+                    delayed(_worker_execute)(unit, run_id, backend.name, markers) for unit in remaining
                 ):
                     for result in results:
                         received.add(result.row["trial_id"])
@@ -185,14 +195,14 @@ def dispatch(
                 failure = exc
                 if backend.name == "dask":
                     # Before the cluster closes: closing it ends the live workers too, and their markers would look dead.
-                    dead = dead_worker_trials(marker_dir, [s for u in remaining for s in u if s.trial_id not in received])
+                    dead = dead_worker_trials(markers, [s for u in remaining for s in u if s.trial_id not in received])
         reason = (str(failure).splitlines() or [type(failure).__name__])[0]
         unfinished_units = [u2 for u2 in ([s for s in u if s.trial_id not in received] for u in remaining) if u2]
         unfinished = [s for u in unfinished_units for s in u]
         if backend.name == "loky":
-            suspects = in_flight_trials(marker_dir, unfinished) or unfinished[:1]
+            suspects = in_flight_trials(markers, unfinished) or unfinished[:1]
             for spec in suspects:
-                yield run_isolated(spec, run_id, backend, marker_dir, reason=reason)
+                yield run_isolated(spec, run_id, backend, reason=reason)
         else:
             suspects = dead
             if not suspects:
@@ -202,7 +212,6 @@ def dispatch(
                 suspects = unfinished_units[0] if unidentified >= 2 else []
             else:
                 unidentified = 0
-            clear_markers(marker_dir)  # the live workers' trials were stopped with the cluster; they run again
             for spec in suspects:
                 yield crashed(spec, run_id, "dask", 1 + backend.retries,
                               f"dask worker died running this trial ({type(failure).__name__}: {reason})")
@@ -210,10 +219,12 @@ def dispatch(
         remaining = [u2 for u2 in ([s for s in u if s.trial_id not in done] for u in unfinished_units) if u2]
 
 
-def clear_markers(marker_dir: str | None) -> None:
-    if marker_dir:
-        for p in Path(marker_dir).glob("*.*"):
-            p.unlink(missing_ok=True)
+def round_markers(marker_dir: str | None, attempt: int) -> str | None:
+    if not marker_dir:
+        return None
+    path = Path(marker_dir) / f"attempt-{attempt}"
+    path.mkdir(exist_ok=True)
+    return str(path)
 
 
 def in_flight_trials(marker_dir: str | None, candidates: Sequence[TrialSpec]) -> list[TrialSpec]:
@@ -255,9 +266,7 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def run_isolated(
-    spec: TrialSpec, run_id: str, backend: BackendConfig, marker_dir: str | None, reason: str
-) -> TrialResult:
+def run_isolated(spec: TrialSpec, run_id: str, backend: BackendConfig, reason: str) -> TrialResult:
     """Retry one trial alone in a fresh worker process; ``crashed`` if that worker dies too."""
     from joblib.externals.loky import ProcessPoolExecutor
 

@@ -102,6 +102,46 @@ def test_dask_worker_killed_mid_trial_is_retried_or_crashed_never_lost(
     assert not list((tmp_path / "r").glob(".inflight-*"))
 
 
+NESTED = textwrap.dedent('''
+    import threading
+    from pathlib import Path
+    import torch.nn.functional as F
+    from joblib import Parallel, delayed
+    from lossbench.losses import LOSSES, LossBase, LossInfo, register_loss
+
+    LOG = Path(__file__).with_suffix(".log")
+
+    class NestedJoblib(LossBase):
+        """Cross-entropy that first makes a joblib call with default n_jobs, as scikit-learn does inside a trial."""
+        info = LossInfo(name="test-nested-joblib", family="test", tasks=frozenset({"binary", "multiclass"}),
+                        input="logits", params={}, citation="test only")
+
+        def per_sample(self, input, target, **extras):
+            threads = Parallel()(delayed(threading.get_ident)() for _ in range(2))
+            with LOG.open("a") as f:
+                f.write(f"{threading.get_ident()} {' '.join(map(str, threads))}\\n")
+            return F.cross_entropy(input, target, reduction="none")
+
+    if NestedJoblib.info.name not in LOSSES:
+        register_loss(NestedJoblib)
+''')
+
+
+def test_joblib_calls_inside_a_dask_trial_stay_in_its_thread(tmp_path: Path, tiny_suite: Suite) -> None:
+    """scikit-learn's joblib calls inside a trial must not go to the cluster: the waiting task would
+    secede, its one-thread worker would start a second trial beside it, and a worker death would take both."""
+    pytest.importorskip("dask.distributed")
+    plugin = tmp_path / "nested.py"
+    plugin.write_text(NESTED)
+    load_plugins([str(plugin)])
+    store = ResultStore(tmp_path / "r")
+    the_plan = plan(store, tiny_suite, losses=["test-nested-joblib"], seeds=[0], plugins=[str(plugin)])
+    run(store, the_plan, backend=BackendConfig("dask", 2))  # with one worker joblib would run it in place anyway
+    assert set(store.read_trials()["status"]) == {"ok"}
+    calls = [line.split() for line in (tmp_path / "nested.log").read_text().splitlines()]
+    assert calls and all(set(nested) == {own} for own, *nested in calls)
+
+
 def test_gpu_trials_ask_dask_for_a_gpu_resource() -> None:
     pytest.importorskip("dask.distributed")
     from joblib.parallel import get_active_backend
