@@ -114,7 +114,7 @@ def child(args: argparse.Namespace) -> None:
         timer.wrap(TabularClassification, "evaluate", "evaluation")
     os.environ["OPENML_CACHE_DIR"] = args.openml_cache
     suite = load_suite(args.suite)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     store = ResultStore(Path(args.out))
     the_plan = plan(store, suite)
     rows = run(store, the_plan, backend=BackendConfig("loky", args.n_jobs), vectorize_seeds=args.vectorize)
@@ -122,7 +122,8 @@ def child(args: argparse.Namespace) -> None:
     statuses: dict[str, int] = {}
     for r in rows:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-    print(json.dumps({"trials": len(rows), "wall_s": wall, "statuses": statuses, "spent": timer.spent,
+    print(json.dumps({"trials": len(rows), "wall_s": wall, "driver_cpu_s": time.process_time() - cpu0,
+                      "statuses": statuses, "spent": timer.spent,
                       "load": os.getloadavg(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
@@ -254,7 +255,9 @@ def main() -> None:
         print(f"1 -> 2 worker scaling ({one}): {100 * best[one] / (2 * best[two]):.0f}% "
               f"(speed-up {best[one] / best[two]:.2f}x)")
     for name, v in results.items():
-        print(f"peak RSS of the driver process, {name}: {max(r['peak_rss_mb'] for r in v):.0f} MB")
+        cpu = [r["driver_cpu_s"] for r in v if "driver_cpu_s" in r]
+        print(f"peak RSS of the driver process, {name}: {max(r['peak_rss_mb'] for r in v):.0f} MB"
+              + (f"; driver CPU {min(cpu):.1f} s" if cpu else ""))
     print(f"load at end: {os.getloadavg()}")
 
 

@@ -7,7 +7,7 @@ import itertools
 import os
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ class Plan:
     pending: list[TrialSpec]
     skipped_done: int
     data_hashes: dict[str, str] = field(default_factory=dict)
+    data_sizes: dict[str, int] = field(default_factory=dict)  # rows (or images) per dataset: a trial's relative cost
 
 
 def resolve_losses(suite: Suite, losses: Sequence[str] | None) -> list[str]:
@@ -46,8 +47,13 @@ def resolve_losses(suite: Suite, losses: Sequence[str] | None) -> list[str]:
     return seen
 
 
-def resolve_datasets(suite: Suite, datasets: Sequence[str] | None) -> dict[str, str]:
-    """Load each dataset once in the driver: a bad URI fails before any trial runs, and its hash keys the trials."""
+def resolve_datasets(
+    suite: Suite, datasets: Sequence[str] | None, sizes: dict[str, int] | None = None
+) -> dict[str, str]:
+    """Load each dataset once in the driver: a bad URI fails before any trial runs, and its hash keys the trials.
+
+    ``sizes``, when given, receives each dataset's row count.
+    """
     uris = list(datasets) if datasets else list(suite.datasets)
     hashes: dict[str, str] = {}
     task = TASK_TYPES.get(suite.task)
@@ -55,6 +61,8 @@ def resolve_datasets(suite: Suite, datasets: Sequence[str] | None) -> dict[str, 
         ds = load_dataset(uri)
         task.check_data(ds)
         hashes[ds.uri] = ds.content_hash
+        if sizes is not None:
+            sizes[ds.uri] = len(ds.y)
     return hashes
 
 
@@ -68,8 +76,9 @@ def expand(
     device: str = "cpu",
     threads: int = 1,
     plugins: Sequence[str] = (),
+    sizes: dict[str, int] | None = None,
 ) -> tuple[list[TrialSpec], dict[str, str]]:
-    hashes = resolve_datasets(suite, datasets)
+    hashes = resolve_datasets(suite, datasets, sizes)
     objectives = resolve_losses(suite, losses)
     seed_list = list(seeds) if seeds is not None else list(suite.seeds)
     trials = [
@@ -100,10 +109,11 @@ def expand(
 def plan(store: ResultStore | None, suite: Suite, rerun: str = "none", **kwargs: Any) -> Plan:
     if rerun not in ("none", "failed", "all"):
         raise UserError(f"Unknown --rerun value {rerun!r}.", "Use failed or all.")
-    trials, hashes = expand(suite, **kwargs)
+    sizes: dict[str, int] = {}
+    trials, hashes = expand(suite, sizes=sizes, **kwargs)
     done = store.completed(rerun) if store is not None and store.root.exists() else set()
     pending = [t for t in trials if t.trial_id not in done]
-    return Plan(suite, trials, pending, len(trials) - len(pending), hashes)
+    return Plan(suite, trials, pending, len(trials) - len(pending), hashes, sizes)
 
 
 Unit = list[TrialSpec]  # what one worker task runs: one trial, or the seeds of one cell trained stacked
@@ -118,6 +128,14 @@ def cells(pending: Sequence[TrialSpec], vectorize_seeds: bool = False) -> list[U
     for spec in pending:
         groups.setdefault(replace(spec, seed=0).trial_id, []).append(spec)  # the trial id with the seed left out
     return list(groups.values())
+
+
+def largest_first(units: list[Unit], sizes: Mapping[str, int]) -> list[Unit]:
+    """Units by estimated cost (dataset rows × trials), largest first; ties keep grid order.
+
+    Parallel workers then finish together: a large unit started last would leave the other workers idle.
+    """
+    return sorted(units, key=lambda u: -sizes.get(u[0].dataset, 0) * len(u))
 
 
 def _worker_execute(unit: Unit, run_id: str, backend: str, marker_dir: str | None) -> list[TrialResult]:
@@ -151,6 +169,7 @@ def dispatch(
     run_id: str,
     marker_dir: str | None = None,
     vectorize_seeds: bool = False,
+    sizes: Mapping[str, int] | None = None,
 ) -> Iterator[TrialResult]:
     """Run trials in parallel workers and yield each result as soon as it finishes.
 
@@ -168,6 +187,7 @@ def dispatch(
         for unit in units:
             yield from _worker_execute(unit, run_id, "sequential", None)
         return
+    units = largest_first(units, sizes or {})
     failures: tuple[type[BaseException], ...] = (BrokenProcessPool,)
     if backend.name == "dask":
         failures += dask_failures()
@@ -315,7 +335,7 @@ def run(
     with store.lock(), store.marker_dir(run_id) as markers:
         store.record_run(manifest_entry(run_id, the_plan.suite, the_plan, options or {}))
         for result in dispatch(the_plan.pending, (backend or BackendConfig()).validate(), run_id, markers,
-                               vectorize_seeds=vectorize_seeds):
+                               vectorize_seeds=vectorize_seeds, sizes=the_plan.data_sizes):
             store.append([result.row], result.curves, run_id)
             rows.append(result.row)
             if on_result is not None:

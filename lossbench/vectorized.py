@@ -213,22 +213,24 @@ def train_stacked(
             xb, yb = X[rows, dev_idx], y[rows, dev_idx]  # one gather for all seeds
             optimizer.zero_grad(set_to_none=True)
             logits = stacked(xb, generators)
-            objective: torch.Tensor | None = None
+            values: dict[int, torch.Tensor] = {}
             for s in range(S):
-                if not active[s]:
-                    continue  # masked: a stopped seed's weights are replaced by its best epoch's at the end
-                batch = Batch(xb[s, :, : stacked.n_features[s]], yb[s], idx[s])
-                value = losses[s](logits[s], yb[s], **methods[s].loss_kwargs(losses[s], batch, states[s]))
-                v = float(value.detach())
-                if not math.isfinite(v):
-                    results[s] = Diverged(f"training objective became {v} at epoch {epoch}, step {states[s].step}")
-                    active[s] = False
-                    continue
-                totals[s] += v * idx.shape[1]
-                objective = value if objective is None else objective + value
-            if objective is not None:
-                objective.backward()  # seeds share no weights: each slice's gradient is its own loss's
-                optimizer.step()
+                if active[s]:  # a stopped seed is masked: its weights are replaced by its best epoch's at the end
+                    batch = Batch(xb[s, :, : stacked.n_features[s]], yb[s], idx[s])
+                    values[s] = losses[s](logits[s], yb[s], **methods[s].loss_kwargs(losses[s], batch, states[s]))
+            if values:
+                objective = torch.stack(list(values.values()))
+                finite = torch.isfinite(objective.detach())
+                for s, v, ok in zip(values, objective.detach().tolist(), finite.tolist(), strict=True):  # one sync
+                    if not ok:
+                        results[s] = Diverged(f"training objective became {v} at epoch {epoch}, step {states[s].step}")
+                        active[s] = False
+                    else:
+                        totals[s] += v * idx.shape[1]
+                # seeds share no weights: each slice's gradient is its own loss's; a diverged seed is left out
+                if bool(finite.any()):
+                    objective[finite].sum().backward()
+                    optimizer.step()
             count += idx.shape[1]
             for s in range(S):
                 states[s].step += 1

@@ -55,6 +55,20 @@ def test_cells_group_seeds_of_one_loss_and_dataset() -> None:
     assert cells(trials) == [[t] for t in trials]
 
 
+def test_parallel_units_start_with_the_largest_dataset_and_keep_grid_order_within_one() -> None:
+    from lossbench.runner import largest_first
+
+    suite = parse_suite(dict(SUITE), "vec.toml")
+    the_plan = plan(None, suite)
+    first, second = dict.fromkeys(t.dataset for t in the_plan.pending)  # grid order
+    assert the_plan.data_sizes == {first: 400, second: 300}
+    for vectorize in (False, True):
+        units = cells(the_plan.pending, vectorize_seeds=vectorize)
+        ordered = largest_first(units, {first: 300, second: 400})
+        big = [u for u in units if u[0].dataset == second]
+        assert ordered == big + [u for u in units if u[0].dataset == first]  # each dataset's units in grid order
+
+
 def test_a_loss_with_per_sample_state_runs_per_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import lossbench.vectorized as vectorized
 
@@ -69,4 +83,39 @@ def test_a_loss_with_per_sample_state_runs_per_seed(tmp_path: Path, monkeypatch:
     assert stacked_cells == [2]  # ce stacked; aldr-kl (info.vectorizable = False) fell back to per-seed
     assert set(mixed["status"]) == {"ok"}
     pd.testing.assert_frame_equal(per_seed[["value", "epochs_run"]], mixed[["value", "epochs_run"]],
+                                  check_exact=False, atol=1e-5, rtol=0)
+
+
+NAN_ON_SEED_1 = '''
+import torch.nn.functional as F
+from lossbench.losses import LOSSES, LossBase, LossInfo, register_loss
+
+class NanOnSeed1(LossBase):
+    """Cross-entropy, except that seed 1's objective becomes NaN from epoch 2 on."""
+    info = LossInfo(name="test-nan-on-seed-1", family="test", tasks=frozenset({"binary", "multiclass"}),
+                    input="logits", params={}, citation="test only", needs=frozenset({"seed", "epoch"}))
+
+    def per_sample(self, input, target, epoch=0, **extras):
+        out = F.cross_entropy(input, target, reduction="none")
+        return out * float("nan") if self.context["seed"] == 1 and epoch >= 2 else out
+
+if NanOnSeed1.info.name not in LOSSES:
+    register_loss(NanOnSeed1)
+'''
+
+
+def test_a_diverging_seed_is_recorded_and_the_other_seeds_train_on(tmp_path: Path) -> None:
+    from lossbench.trial import load_plugins
+
+    plugin = tmp_path / "nan_loss.py"
+    plugin.write_text(NAN_ON_SEED_1)
+    load_plugins([str(plugin)])
+    suite = parse_suite({**SUITE, "datasets": SUITE["datasets"][:1], "losses": ["test-nan-on-seed-1"], "seeds": 3},
+                        "vec.toml")
+    per_seed = rows(tmp_path, suite, "per-seed", False)
+    stacked = rows(tmp_path, suite, "stacked", True)
+    assert list(stacked.sort_values("seed")["status"]) == ["ok", "diverged", "ok"]
+    assert stacked.set_index("seed").loc[1, "error_msg"].startswith("training objective became nan at epoch 2")
+    ok = per_seed["status"] == "ok"
+    pd.testing.assert_frame_equal(per_seed.loc[ok, ["value", "epochs_run"]], stacked.loc[ok, ["value", "epochs_run"]],
                                   check_exact=False, atol=1e-5, rtol=0)
