@@ -165,26 +165,14 @@ class ResultStore:
         self._counter += 1
         return f"part-{run_id}-{self._writer_id}-{self._counter:06d}.parquet"
 
-    def append(
-        self,
-        rows: Sequence[dict[str, Any]],
-        curves: Sequence[dict[str, Any]] = (),
-        run_id: str = "run",
-        examples: Mapping[str, Mapping[str, np.ndarray] | None] | None = None,
-    ) -> None:
-        """Write finished trials as one fragment; curves and examples go first so a visible trial has them.
-
-        ``examples`` maps a trial_id to its example arrays. A row written without examples removes any its
-        trial had from an earlier attempt: examples always belong to the latest row.
-        """
+    def append(self, rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]] = (), run_id: str = "run") -> None:
+        """Write finished trials as one fragment; curves go first so a visible trial has its curves."""
         if not rows:
             return
         try:
             if curves:
                 table = pa.Table.from_pylist(list(curves), schema=metrics_schema())
                 write_parquet_atomic(table, self.metrics_dir / self._next_name(run_id))
-            for r in rows:
-                self._write_examples(str(r["trial_id"]), (examples or {}).get(str(r["trial_id"])))
             write_parquet_atomic(rows_to_table(rows), self.trials_dir / self._next_name(run_id))
         except OSError as exc:
             raise write_failed(self.root, exc) from None
@@ -193,17 +181,24 @@ class ResultStore:
         """Where ``trial_id``'s examples live; None for an id that is not a plain file name."""
         return self.examples_dir / f"{trial_id}.npz" if _SAFE_ID.fullmatch(trial_id) else None
 
-    def _write_examples(self, trial_id: str, arrays: Mapping[str, np.ndarray] | None) -> None:
+    def write_examples(self, trial_id: str, arrays: Mapping[str, np.ndarray] | None) -> None:
+        """Store a trial's example predictions (``None``: remove any an earlier attempt left).
+
+        Call it before ``append`` writes the trial's row, so a visible row never shows another attempt's examples.
+        """
         path = self.examples_path(trial_id)
         if path is None:
             return
-        if not arrays:
-            path.unlink(missing_ok=True)  # before the new row: a failed rerun must not show the old predictions
-            return
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **{k: np.asarray(arrays[k]) for k in EXAMPLE_KEYS})
-        self.examples_dir.mkdir(exist_ok=True)  # only results that have examples get the folder
-        atomic_write_bytes(path, buf.getvalue())
+        try:
+            if not arrays:
+                path.unlink(missing_ok=True)  # a failed rerun must not show the old attempt's predictions
+                return
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **{k: np.asarray(arrays[k]) for k in EXAMPLE_KEYS})
+            self.examples_dir.mkdir(exist_ok=True)  # only results that have examples get the folder
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError as exc:
+            raise write_failed(self.root, exc) from None
 
     def read_manifest(self) -> dict[str, Any]:
         path = self.root / MANIFEST
