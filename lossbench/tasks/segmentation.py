@@ -117,7 +117,6 @@ class Segmentation(TaskType):
         y = part.y.cpu().numpy()
         return {m: METRICS.get(m)(y, proba) for m in metrics}
 
-
     def examples(self, model: nn.Module, prepared: Prepared, spec: TrialSpec) -> dict[str, np.ndarray] | None:
         """The first N test images: image (float16), mask (uint8), foreground probability (float16), index."""
         n = int(spec.config.get("options", {}).get("examples", DEFAULT_EXAMPLES))
@@ -129,7 +128,8 @@ class Segmentation(TaskType):
             "image": X.detach().cpu().float().numpy().astype(np.float16),
             "mask": y.cpu().numpy().astype(np.uint8),
             "proba": self.predict_proba(model, X).astype(np.float16),
-            "index": np.asarray(prepared.info["test_index"][:n], dtype=np.int64),
+            # a Prepared built elsewhere may lack the dataset indices: positions in the test split then
+            "index": np.asarray(prepared.info.get("test_index", np.arange(n))[:n], dtype=np.int64),
         }
 
 
