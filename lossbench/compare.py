@@ -77,6 +77,17 @@ def load_curves(inputs: Sequence[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def load_examples(inputs: Sequence[str | Path]) -> dict[str, Path]:
+    """trial_id → examples file, from the results directories among ``inputs`` (or holding their trial files)."""
+    roots = {f.parent.parent for f in resolve_inputs(inputs) if f.parent.name == "trials"}
+    found: dict[str, Path] = {}
+    for root in sorted(roots):
+        folder = ResultStore(root).examples_dir
+        if folder.is_dir():
+            found.update({p.stem: p for p in sorted(folder.glob("*.npz"))})
+    return found
+
+
 # -- metric choice ----------------------------------------------------------------------------------
 
 

@@ -336,6 +336,7 @@ def run(
         store.record_run(manifest_entry(run_id, the_plan.suite, the_plan, options or {}))
         for result in dispatch(the_plan.pending, (backend or BackendConfig()).validate(), run_id, markers,
                                vectorize_seeds=vectorize_seeds, sizes=the_plan.data_sizes):
+            store.write_examples(result.row["trial_id"], result.examples)  # before the row that makes them visible
             store.append([result.row], result.curves, run_id)
             rows.append(result.row)
             if on_result is not None:

@@ -6,23 +6,28 @@ Layout::
       manifest.json                 schema version and one entry per run (argv, suite, versions, git sha)
       trials/part-<run>-<n>.parquet one file per finished trial (or per compaction)
       metrics/part-<run>-<n>.parquet per-epoch curves, long format
+      examples/<trial_id>.npz       a few test predictions of an ok trial (segmentation), for report plots
 
 Every file is written to a temporary name and renamed, so a reader never sees a
 half-written fragment and a killed run loses at most the trials in flight.
 Reading de-duplicates by ``trial_id``, keeping the latest attempt, which makes
-re-running failed trials and compaction safe.
+re-running failed trials and compaction safe. Examples are one file per trial, replaced (or removed) when the
+trial is written again, so they always belong to its latest attempt and need no compaction.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +49,10 @@ from lossbench.schema import (
 MANIFEST = "manifest.json"
 #: Columns every reader relies on (de-duplication, pairing); a file without them is not a usable result file.
 REQUIRED_COLUMNS = ("trial_id", "attempt", "ended_at", "status", "dataset", "loss", "seed")
+#: The arrays of an examples file (see ``TaskType.examples``).
+EXAMPLE_KEYS = ("image", "mask", "proba", "index")
+#: A trial_id that is safe as a file name (run trial ids are hex hashes).
+_SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -90,6 +99,7 @@ class ResultStore:
         self.root = Path(root)
         self.trials_dir = self.root / "trials"
         self.metrics_dir = self.root / "metrics"
+        self.examples_dir = self.root / "examples"
         self._counter = 0
         self._writer_id = uuid.uuid4().hex[:8]
 
@@ -141,7 +151,7 @@ class ResultStore:
         # Called under the lock, so any other marker folder or temporary file belongs to a run that was killed.
         for stale in self.root.glob(".inflight-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        for folder in (self.root, self.trials_dir, self.metrics_dir):
+        for folder in (self.root, self.trials_dir, self.metrics_dir, self.examples_dir):
             for tmp in folder.glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
         path = self.root / f".inflight-{run_id}"
@@ -164,6 +174,29 @@ class ResultStore:
                 table = pa.Table.from_pylist(list(curves), schema=metrics_schema())
                 write_parquet_atomic(table, self.metrics_dir / self._next_name(run_id))
             write_parquet_atomic(rows_to_table(rows), self.trials_dir / self._next_name(run_id))
+        except OSError as exc:
+            raise write_failed(self.root, exc) from None
+
+    def examples_path(self, trial_id: str) -> Path | None:
+        """Where ``trial_id``'s examples live; None for an id that is not a plain file name."""
+        return self.examples_dir / f"{trial_id}.npz" if _SAFE_ID.fullmatch(trial_id) else None
+
+    def write_examples(self, trial_id: str, arrays: Mapping[str, np.ndarray] | None) -> None:
+        """Store a trial's example predictions (``None``: remove any an earlier attempt left).
+
+        Call it before ``append`` writes the trial's row, so a visible row never shows another attempt's examples.
+        """
+        path = self.examples_path(trial_id)
+        if path is None:
+            return
+        try:
+            if not arrays:
+                path.unlink(missing_ok=True)  # a failed rerun must not show the old attempt's predictions
+                return
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **{k: np.asarray(arrays[k]) for k in EXAMPLE_KEYS})
+            self.examples_dir.mkdir(exist_ok=True)  # only results that have examples get the folder
+            atomic_write_bytes(path, buf.getvalue())
         except OSError as exc:
             raise write_failed(self.root, exc) from None
 
@@ -313,3 +346,14 @@ def read_trial_files(files: Iterable[Path]) -> pd.DataFrame:
     frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
     frame = frame.sort_values(["ended_at", "attempt"], kind="stable")
     return frame.drop_duplicates("trial_id", keep="last").reset_index(drop=True)
+
+
+def read_examples(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of one examples file (no pickled objects are ever loaded)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in EXAMPLE_KEYS}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ResultsError(f"{path} is not a readable examples file ({exc}).",
+                           "Remove the file; the trial's row and metrics are unaffected.") from None
+    return arrays

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
@@ -42,6 +43,7 @@ MAX_ERROR_CHARS = 2000
 class TrialResult:
     row: dict[str, Any]
     curves: list[dict[str, Any]] = field(default_factory=list)
+    examples: dict[str, np.ndarray] | None = None  # a few test predictions for report plots (segmentation)
 
     @property
     def status(self) -> str:
@@ -165,12 +167,13 @@ def execute(
     row = base_row(spec, run_id, backend, attempt)
     row.update(started_at=started, status="failed", error_type="", error_msg="")
     curves: list[dict[str, Any]] = []
+    examples: dict[str, np.ndarray] | None = None
     try:
         with in_flight(marker_dir, spec.trial_id), threadpool_limits(spec.threads), hard_deadline(spec.trial_timeout):
             torch.set_num_threads(spec.threads)
             outcome = _run(spec, row)
         row.update(outcome.row)
-        curves = outcome.curves
+        curves, examples = outcome.curves, outcome.examples
     except Exception as exc:  # isolation: a bug in one loss must not end the run
         _classify(row, exc)
     row["wall_s"] = time.perf_counter() - t0
@@ -178,7 +181,7 @@ def execute(
     row["ended_at"] = now()
     for c in curves:
         c["trial_id"] = row["trial_id"]
-    return TrialResult(row, curves)
+    return TrialResult(row, curves, examples)
 
 
 def _fail(row: dict[str, Any], status: str, exc: BaseException, with_traceback: bool = True) -> None:
@@ -265,7 +268,7 @@ def _finish(spec: TrialSpec, setup: Setup, result: TrainResult) -> TrialResult:
     )
     if setup.prepared.info.get("record"):
         out.update({k: v for k, v in setup.prepared.info["record"].items()})
-    return TrialResult(out, result.curves)
+    return TrialResult(out, result.curves, setup.task.examples(final, setup.prepared, spec))
 
 
 def _run(spec: TrialSpec, row: dict[str, Any]) -> TrialResult:
@@ -342,7 +345,7 @@ def execute_cell(
                 try:
                     done = _finish(spec, setup, outcome)
                     row.update(done.row)
-                    results.append(TrialResult(row, done.curves))
+                    results.append(TrialResult(row, done.curves, done.examples))
                 except Exception as exc:  # isolation: one seed's evaluation failing leaves the others' rows
                     _classify(row, exc)
                     results.append(TrialResult(row))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,27 @@ PROBE = """<script>window.addEventListener("load", () => {
   document.body.setAttribute("data-images-ok", ok);
   document.body.setAttribute("data-rows", document.querySelectorAll("table tr").length);
 });</script></body>"""
+
+
+def chromium_dom(page: Path, tmp_path: Path) -> tuple[int, int, str]:
+    """Load ``page`` in headless Chromium: (decoded images, table rows, the rendered DOM)."""
+    assert CHROMIUM is not None
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", PROBE))
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--virtual-time-budget=3000",
+        "--dump-dom",
+        probe.as_uri(),
+    ]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
+    images = int(re.search(r'data-images-ok="(\d+)"', dom).group(1))
+    rows = int(re.search(r'data-rows="(\d+)"', dom).group(1))
+    return images, rows, dom
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +61,7 @@ def test_self_contained(report):
     assert "<link" not in page and "http://" not in page.replace("http://www.w3.org", "")
     assert page.count("data:image/png;base64,") == 4
     assert "<table" in page and "focal" in page
+    assert "Example predictions" not in page  # classification results store no examples
 
 
 def test_inline_svg_variant(report, tmp_path):
@@ -49,21 +72,7 @@ def test_inline_svg_variant(report, tmp_path):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary found (apt-get install -y chromium)")
 def test_renders_in_headless_chromium(report, tmp_path):
-    probe = tmp_path / "probe.html"
-    probe.write_text(report.read_text().replace("</body>", PROBE))
-    cmd = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--virtual-time-budget=3000",
-        "--dump-dom",
-        probe.as_uri(),
-    ]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
-    images = int(re.search(r'data-images-ok="(\d+)"', dom).group(1))
-    rows = int(re.search(r'data-rows="(\d+)"', dom).group(1))
+    images, rows, dom = chromium_dom(report, tmp_path)
     assert images == 4  # every embedded PNG decoded
     assert rows > 20  # summary, per-dataset and pairwise tables rendered
     assert "<table" in dom and "Per dataset" in dom
@@ -96,4 +105,5 @@ def test_compare_cli_writes_html_and_plots(report, tmp_path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
     assert (tmp_path / "plots" / "critical_difference.svg").is_file()
+    assert not list((tmp_path / "plots").glob("examples-*"))  # no segmentation examples, no grid, no error
     assert (tmp_path / "c.csv").read_text().startswith("dataset,loss")

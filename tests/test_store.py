@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,7 +11,7 @@ import pytest
 
 from lossbench.errors import ResultsError
 from lossbench.schema import METADATA_KEY, SCHEMA_VERSION
-from lossbench.store import ResultStore, rows_to_table
+from lossbench.store import ResultStore, read_examples, rows_to_table
 
 
 def row(trial_id: str, status: str = "ok", value: float = 0.5, ended: str = "2026-01-01") -> dict:
@@ -97,3 +98,39 @@ def test_rows_to_table_types_metric_columns() -> None:
     table = rows_to_table([row("a"), {**row("b"), "m_extra": 1.0}])
     assert table.schema.field("m_extra").type == pa.float64()
     assert table.column("m_extra").to_pylist() == [None, 1.0]
+
+
+def _examples(value: float) -> dict[str, np.ndarray]:
+    return {"image": np.full((2, 1, 4, 4), value, np.float16), "mask": np.zeros((2, 4, 4), np.uint8),
+            "proba": np.full((2, 4, 4), value, np.float16), "index": np.arange(2)}
+
+
+def test_examples_follow_the_latest_attempt(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    store.open_for_writing()
+    store.write_examples("a", _examples(0.25))
+    store.write_examples("b", None)
+    store.append([row("a"), row("b", "failed")])
+    assert sorted(p.name for p in store.examples_dir.iterdir()) == ["a.npz"]  # written atomically, no .tmp left
+    store.write_examples("a", _examples(0.75))  # rerun: replaced
+    store.append([row("a", ended="2026-01-02")])
+    assert read_examples(store.examples_path("a"))["proba"].max() == np.float16(0.75)
+    store.compact("run")  # one file per trial: compaction leaves examples alone
+    assert store.examples_path("a").is_file()
+    store.write_examples("a", None)  # a failed rerun has none: the old ones go
+    store.append([row("a", "failed", ended="2026-01-03")])
+    assert not store.examples_path("a").exists()
+    assert store.read_trials().set_index("trial_id").loc["a", "status"] == "failed"
+
+
+def test_examples_never_leave_the_folder_and_bad_files_are_named(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "r")
+    store.open_for_writing()
+    (tmp_path / "victim.npz").write_bytes(b"keep")
+    store.write_examples("../victim", _examples(0.5))  # not a plain file name: ignored
+    store.write_examples("../victim", None)
+    assert store.examples_path("../victim") is None and (tmp_path / "victim.npz").read_bytes() == b"keep"
+    store.examples_dir.mkdir(exist_ok=True)
+    (store.examples_dir / "c.npz").write_bytes(b"not a zip")
+    with pytest.raises(ResultsError, match=r"c\.npz"):
+        read_examples(store.examples_dir / "c.npz")

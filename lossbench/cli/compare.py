@@ -56,7 +56,9 @@ def compare_command(
     plots: Annotated[
         Path | None,
         typer.Option(
-            "--plots", help="Also write plots (PNG and SVG) into this folder; needs lossbench[plots]."
+            "--plots",
+            help="Also write plots (PNG and SVG) into this folder, with example predictions per dataset when "
+            "segmentation results stored them; needs lossbench[plots].",
         ),
     ] = None,
     html: Annotated[
@@ -75,7 +77,7 @@ def compare_command(
 
     Example: lossbench compare results/ --metric auroc --baseline ce --format markdown -o compare.md
     """
-    from lossbench.compare import compare, load_curves, load_trials
+    from lossbench.compare import compare, load_curves, load_examples, load_trials
     from lossbench.report import tables
 
     console = make_console()
@@ -97,13 +99,14 @@ def compare_command(
         }, out, console)
         if plots is not None or html is not None:
             curves = load_curves(results)
+            examples = load_examples(results)  # segmentation runs store a few test predictions per trial
             if plots is not None:
                 from lossbench.report.plots import all_plots
 
-                written = all_plots(result, trials, curves, plots)
+                written = all_plots(result, trials, curves, plots, examples=examples)
                 console.print(f"[dim]wrote {len(written)} plot files to {plots}[/]", highlight=False)
             if html is not None:
                 from lossbench.report.html import write_report
 
-                write_report(result, trials, curves, html)
+                write_report(result, trials, curves, html, examples=examples)
                 console.print(f"[dim]wrote {html}[/]", highlight=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lossbench.compare import compare, load_curves, load_trials
+from lossbench.compare import compare, load_curves, load_examples, load_trials
 from lossbench.report.html import write_report
 
 
@@ -33,4 +33,5 @@ def write_html_report(
         out_path,
         title=f"lossbench report: {Path(results_dir).name}",
         inline_svg=inline_svg,
+        examples=load_examples([results_dir]),
     )

@@ -11,6 +11,7 @@ import base64
 import html
 import re
 import tempfile
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,6 +38,14 @@ _CAPTIONS = {
     "cost_quality": "Quality against mean wall time per trial; red points form the Pareto front.",
     "curves": "Validation metric per epoch, mean ± sd over seeds.",
 }
+EXAMPLES_CAPTION = (
+    "Example test predictions stored by the run: image, ground-truth mask, then each loss's foreground "
+    "probability thresholded at 0.5. Every column shows the same test images (same dataset and seed)."
+)
+
+
+def is_examples(name: str) -> bool:
+    return name.startswith("examples-")
 
 
 def _table(frame: pd.DataFrame, caption: str | None = None) -> str:
@@ -45,7 +54,7 @@ def _table(frame: pd.DataFrame, caption: str | None = None) -> str:
 
 
 def _figure(name: str, paths: list[Path], inline_svg: bool) -> str:
-    caption = html.escape(_CAPTIONS.get(name, name))
+    caption = html.escape(EXAMPLES_CAPTION if is_examples(name) else _CAPTIONS.get(name, name))
     svg = next((p for p in paths if p.suffix == ".svg"), None)
     png = next((p for p in paths if p.suffix == ".png"), None)
     if inline_svg and svg is not None:
@@ -91,7 +100,11 @@ def render_html(
             f"p = {tables._pvalue(f.p_iman_davenport)}.</p>"
         )
     for name, paths in (plots or {}).items():
-        parts.append(_figure(name, paths, inline_svg))
+        if not is_examples(name):
+            parts.append(_figure(name, paths, inline_svg))
+    example_figures = [_figure(name, paths, inline_svg) for name, paths in (plots or {}).items() if is_examples(name)]
+    if example_figures:
+        parts += ["<h2>Example predictions</h2>", *example_figures]
     parts += [
         "<h2>Per dataset</h2>",
         '<p class="note">Mean ± 95% CI over seeds; Δ = loss − baseline over paired seeds with a '
@@ -120,8 +133,12 @@ def write_report(
     out_path: str | Path,
     title: str = "lossbench report",
     inline_svg: bool = False,
+    examples: Mapping[str, Path] | None = None,
 ) -> Path:
-    """Draw the plots into a temporary folder and write the page; tables only if matplotlib is missing."""
+    """Draw the plots into a temporary folder and write the page; tables only if matplotlib is missing.
+
+    ``examples`` (trial_id → stored examples file) adds the example-prediction grids.
+    """
     from lossbench.report import plots as plotting
     from lossbench.store import atomic_write_bytes
 
@@ -129,7 +146,7 @@ def write_report(
     notes = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            drawn = plotting.all_plots(result, trials, curves, Path(tmp))
+            drawn = plotting.all_plots(result, trials, curves, Path(tmp), examples=examples)
         except UserError as exc:  # matplotlib missing: the tables still make a useful page
             drawn = {}
             notes.append(f"Plots omitted: {exc}")

@@ -1,4 +1,5 @@
-"""Plots for compare results: critical-difference diagram, seeds per dataset, quality vs cost, curves.
+"""Plots for compare results: critical-difference diagram, seeds per dataset, quality vs cost, curves,
+and example predictions where a segmentation run stored them.
 
 matplotlib is optional (the ``plots`` extra) and imported only when a plot is drawn, always with the
 non-interactive Agg backend so that plotting works on headless CI machines. Every plot is written as
@@ -7,7 +8,7 @@ non-interactive Agg backend so that plotting works on headless CI machines. Ever
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -249,9 +250,18 @@ def learning_curves(
 
 
 def all_plots(
-    result: CompareResult, trials: pd.DataFrame, curves: pd.DataFrame, folder: Path, alpha: float = 0.05
+    result: CompareResult,
+    trials: pd.DataFrame,
+    curves: pd.DataFrame,
+    folder: Path,
+    alpha: float = 0.05,
+    examples: Mapping[str, Path] | None = None,
 ) -> dict[str, list[Path]]:
-    """Draw every plot the data allows into ``folder``; returns {plot name: [png, svg]}."""
+    """Draw every plot the data allows into ``folder``; returns {plot name: [png, svg]}.
+
+    ``examples`` (trial_id → stored examples file, :func:`lossbench.compare.load_examples`) adds one
+    ``examples-<dataset>`` grid per dataset that has them.
+    """
     folder = Path(folder)
     out: dict[str, list[Path]] = {}
     means = result.dataset_means()
@@ -273,4 +283,8 @@ def all_plots(
     curve_paths = learning_curves(curves, trials, folder / "curves", result.metric.name)
     if curve_paths:
         out["curves"] = curve_paths
+    if examples:
+        from lossbench.report.segmentation_plots import example_grids
+
+        out.update(example_grids(trials, examples, folder, losses=result.losses, datasets=result.datasets))
     return out

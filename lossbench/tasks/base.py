@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -101,6 +102,14 @@ class TaskType:
         self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]
     ) -> dict[str, float]:
         raise NotImplementedError
+
+    def examples(self, model: nn.Module, prepared: Prepared, spec: TrialSpec) -> dict[str, np.ndarray] | None:
+        """A few test inputs with their targets and the trained model's predictions, kept for report plots.
+
+        Called once after the final test evaluation; the store writes what it returns beside the trial's row.
+        None (the default) keeps nothing.
+        """
+        return None
 
     def augment(self, prepared: Prepared, x: torch.Tensor, index: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
         """A training batch as the model sees it (data augmentation); identity unless a task overrides it.

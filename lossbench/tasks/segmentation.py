@@ -4,10 +4,14 @@ Splits are seeded by image (the same for every loss given dataset and seed). A d
 target domain (``shift=1``) trains and validates on source images and tests on target images;
 the other target images are offered, unlabelled, to adaptation methods in ``info["target_unlabeled"]``.
 Multi-rater masks of the training images are in ``info["raters"]`` (N_train, R, H, W).
+
+After the test evaluation a trial keeps its first ``[options] examples`` test images (default 4) with their
+masks and predicted foreground probabilities; the report draws them side by side per loss.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -19,7 +23,11 @@ from lossbench.metrics import METRICS
 from lossbench.models import MODELS
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
-from lossbench.tasks.base import TASK_TYPES, Prepared, TaskType, TensorSplit
+from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType, TensorSplit
+
+#: Test images a trial keeps for the report's example plots (``[options] examples``; 0 keeps none).
+DEFAULT_EXAMPLES = 4
+MAX_EXAMPLES = 32
 
 
 def _split(X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> TensorSplit:
@@ -30,6 +38,15 @@ class Segmentation(TaskType):
     name = "segmentation"
     description = "2-D binary segmentation (thin structures, blobs, image folders) with a small U-Net"
     loss_tasks = frozenset({"segmentation"})
+
+    def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
+        """``[options]``: ``examples = N`` test images kept per trial for the report (0 to 32, default 4)."""
+        for key in options:
+            if key != "examples":
+                raise fail(key, "unknown option.", "Options: examples.")
+        n = options.get("examples", DEFAULT_EXAMPLES)
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_EXAMPLES:
+            raise fail("examples", f"must be an integer from 0 to {MAX_EXAMPLES}; got {n!r}.", "Example: examples = 4")
 
     def prepare(self, data: Dataset, spec: TrialSpec) -> Prepared:
         X, y = getattr(data, "X", None), getattr(data, "y", None)
@@ -47,7 +64,8 @@ class Segmentation(TaskType):
             val_idx, train_idx = order[:n_val], order[n_val:]
             t_order = np.random.default_rng(spec.seed + 1).permutation(len(target_y))
             n_test = max(1, round(test * len(target_y)))
-            test_part = _split(target_X, target_y, t_order[:n_test])
+            test_idx = t_order[:n_test]  # indices into the target images
+            test_part = _split(target_X, target_y, test_idx)
             info["target_unlabeled"] = torch.as_tensor(target_X[t_order[n_test:]])
         else:
             n_test, n_val = max(1, round(test * n)), round(val * n)
@@ -61,6 +79,8 @@ class Segmentation(TaskType):
         train = _split(X, y, train_idx)
         fg = int(y[train_idx].sum())
         info.update(n_train=len(train_idx), n_val=len(val_idx), n_test=len(test_part))
+        # Which images the test split holds: depends on (dataset, seed, split) only, so every loss's examples match.
+        info["test_index"] = np.asarray(test_idx, dtype=np.int64)
         return Prepared(
             train=train,
             val=_split(X, y, val_idx) if len(val_idx) else None,
@@ -96,6 +116,21 @@ class Segmentation(TaskType):
         proba = self.predict_proba(model, part.X)
         y = part.y.cpu().numpy()
         return {m: METRICS.get(m)(y, proba) for m in metrics}
+
+    def examples(self, model: nn.Module, prepared: Prepared, spec: TrialSpec) -> dict[str, np.ndarray] | None:
+        """The first N test images: image (float16), mask (uint8), foreground probability (float16), index."""
+        n = int(spec.config.get("options", {}).get("examples", DEFAULT_EXAMPLES))
+        n = min(n, len(prepared.test))
+        if n <= 0:
+            return None
+        X, y = prepared.test.X[:n], prepared.test.y[:n]
+        return {
+            "image": X.detach().cpu().float().numpy().astype(np.float16),
+            "mask": y.cpu().numpy().astype(np.uint8),
+            "proba": self.predict_proba(model, X).astype(np.float16),
+            # a Prepared built elsewhere may lack the dataset indices: positions in the test split then
+            "index": np.asarray(prepared.info.get("test_index", np.arange(n))[:n], dtype=np.int64),
+        }
 
 
 TASK_TYPES.register("segmentation", Segmentation(), description=Segmentation.description)
