@@ -116,7 +116,7 @@ def plan(store: ResultStore | None, suite: Suite, rerun: str = "none", **kwargs:
     return Plan(suite, trials, pending, len(trials) - len(pending), hashes, sizes)
 
 
-Unit = list[TrialSpec]  # what one worker task runs: one trial, or the seeds of one cell trained stacked
+Unit = list[TrialSpec]  # what one worker task runs: trials one after another, or the seeds of one cell stacked
 
 
 def cells(pending: Sequence[TrialSpec], vectorize_seeds: bool = False) -> list[Unit]:
@@ -130,6 +130,18 @@ def cells(pending: Sequence[TrialSpec], vectorize_seeds: bool = False) -> list[U
     return list(groups.values())
 
 
+def by_split(pending: Sequence[TrialSpec]) -> list[Unit]:
+    """The trials of one (dataset, seed, configuration) in one unit, in grid order.
+
+    They share the seed's split and preprocessing, which a worker computes once: spread over several
+    workers, each would compute it again.
+    """
+    groups: dict[str, Unit] = {}
+    for spec in pending:
+        groups.setdefault(replace(spec, loss="", loss_version="").trial_id, []).append(spec)
+    return list(groups.values())
+
+
 def largest_first(units: list[Unit], sizes: Mapping[str, int]) -> list[Unit]:
     """Units by estimated cost (dataset rows × trials), largest first; ties keep grid order.
 
@@ -138,14 +150,16 @@ def largest_first(units: list[Unit], sizes: Mapping[str, int]) -> list[Unit]:
     return sorted(units, key=lambda u: -sizes.get(u[0].dataset, 0) * len(u))
 
 
-def _worker_execute(unit: Unit, run_id: str, backend: str, marker_dir: str | None) -> list[TrialResult]:
+def _worker_execute(
+    unit: Unit, run_id: str, backend: str, marker_dir: str | None, stacked: bool = False
+) -> list[TrialResult]:
     # scikit-learn's own joblib calls (ColumnTransformer, ...) run in this process: under the dask backend
     # they would otherwise be shipped to the cluster, and the waiting task would secede and let its worker
     # start a second trial beside it.
     with parallel_config(backend="sequential"):
-        if len(unit) == 1:
-            return [execute(unit[0], run_id=run_id, backend=backend, marker_dir=marker_dir)]
-        return execute_cell(unit, run_id=run_id, backend=backend, marker_dir=marker_dir)
+        if stacked and len(unit) > 1:
+            return execute_cell(unit, run_id=run_id, backend=backend, marker_dir=marker_dir)
+        return [execute(spec, run_id=run_id, backend=backend, marker_dir=marker_dir) for spec in unit]
 
 
 def dask_failures() -> tuple[type[BaseException], ...]:
@@ -185,9 +199,9 @@ def dispatch(
     units = cells(pending, vectorize_seeds)
     if backend.name == "loky" and (backend.n_jobs == 1 or len(units) <= 1):
         for unit in units:
-            yield from _worker_execute(unit, run_id, "sequential", None)
+            yield from _worker_execute(unit, run_id, "sequential", None, vectorize_seeds)
         return
-    units = largest_first(units, sizes or {})
+    units = largest_first(units if vectorize_seeds else by_split(pending), sizes or {})
     failures: tuple[type[BaseException], ...] = (BrokenProcessPool,)
     if backend.name == "dask":
         failures += dask_failures()
@@ -205,7 +219,7 @@ def dispatch(
         with parallel_backend(backend) as kwargs:
             try:
                 for results in Parallel(return_as="generator_unordered", **kwargs)(
-                    delayed(_worker_execute)(unit, run_id, backend.name, markers) for unit in remaining
+                    delayed(_worker_execute)(unit, run_id, backend.name, markers, vectorize_seeds) for unit in remaining
                 ):
                     for result in results:
                         received.add(result.row["trial_id"])

@@ -55,6 +55,16 @@ def test_cells_group_seeds_of_one_loss_and_dataset() -> None:
     assert cells(trials) == [[t] for t in trials]
 
 
+def test_parallel_per_seed_units_hold_the_losses_of_one_split() -> None:
+    from lossbench.runner import by_split
+
+    trials = plan(None, parse_suite(dict(SUITE), "vec.toml")).pending
+    units = by_split(trials)
+    assert len(units) == 2 * 3 and all(len(u) == 3 for u in units)  # 2 datasets x 3 seeds; 3 losses each
+    assert all(len({(s.dataset, s.seed) for s in u}) == 1 and len({s.loss for s in u}) == 3 for u in units)
+    assert [s for u in units for s in u] == trials  # grid order kept
+
+
 def test_parallel_units_start_with_the_largest_dataset_and_keep_grid_order_within_one() -> None:
     from lossbench.runner import largest_first
 
