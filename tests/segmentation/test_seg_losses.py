@@ -74,3 +74,10 @@ def test_cldice_prefers_connected_predictions() -> None:
     broken[0, 0, 8, 7:9] = -6.0
     loss = make_loss("soft-cldice", {"alpha": 1.0})
     assert float(loss(good, y)) < float(loss(broken, y))
+
+
+def test_betti_matching_relative_default_and_absolute_option() -> None:
+    x, y = masks(side=12)
+    rel, ab = (make_loss("betti-matching", {"relative": r}) for r in (True, False))
+    assert make_loss("betti-matching").relative is True  # the paper's default
+    assert not torch.allclose(rel(x, y), ab(x, y))
