@@ -33,6 +33,7 @@ plus, over unmatched bars q of P and G, (b_q - d_q)^2; the essential dimension-0
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -324,6 +325,10 @@ def betti_matching_error(pred: np.ndarray, g: np.ndarray, dims: tuple[int, ...] 
     return float(sum(len(m[d]["p_un_birth_px"]) + len(m[d]["g_un_birth_px"]) for d in dims))
 
 
+#: Epochs of Dice alone before the Betti matching term is added (docs/segmentation.md, "Dice warm-up").
+WARMUP_EPOCHS = 10
+
+
 @register_loss
 class BettiMatchingLoss(MaskLoss):
     """Soft Dice plus ``alpha`` × the Betti matching loss on sigmoid probabilities (the paper's training loss)."""
@@ -338,15 +343,25 @@ class BettiMatchingLoss(MaskLoss):
             "dims": Param("0,1", "homology dimensions", choices=("0", "1", "0,1")),
             "relative": Param(True, "pad P and G with a one-pixel ring at their maximum (relative homology, "
                                     "the paper's default): structures touching the border are not penalised"),
+            "warmup": Param(WARMUP_EPOCHS, "epochs of Dice alone before the Betti matching term is added; 0: from "
+                                           "the first epoch", low=0),
         },
         citation="Stucki, Paetzold, Shit, Menze & Bauer (2023), Topologically faithful image segmentation via "
                  "induced matching of persistence barcodes, ICML.",
         summary="Dice + alpha * Betti matching (matched bars: birth/death differences; unmatched: persistence).",
         formula="Dice + a*sum_matched 2((b_p-b_g)^2+(d_p-d_g)^2) + a*sum_unmatched (b-d)^2",
+        needs=frozenset({"epoch"}),
         version="2",
         caveats="Binary segmentation only; persistence runs on the CPU per image (numba speeds it up). "
-                "Version 2: relative homology by default (version 1 = relative=false).",
+                "Needs the epoch in each call while warmup > 0 (Dice alone before it). Version 2: relative "
+                "homology and a Dice warm-up by default (version 1 = relative=false, warmup=0).",
     )
+
+    @classmethod
+    def needs_for(cls, params: Mapping[str, Any]) -> frozenset[str]:
+        # the epoch only decides the warm-up: without one the loss can be called without it
+        warmup = params.get("warmup", cls.info.params["warmup"].default)
+        return cls.info.needs if warmup != 0 else cls.info.needs - {"epoch"}
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
         if input.shape[1] > 2:
@@ -354,6 +369,9 @@ class BettiMatchingLoss(MaskLoss):
                                  f"{input.shape[1]} channels.", "Use one logit map (B, 1, H, W).")
         p = foreground_prob(input)
         dice = soft_dice_per_image(p, target)
+        if self.warmup and int(extras["epoch"]) < self.warmup:
+            # early predictions carry hundreds of noise bars whose gradients swamp Dice's; skip the persistence too
+            return dice
         dims = tuple(int(d) for d in str(self.dims).split(","))
         bm = torch.stack([betti_matching_cost(p[i], target[i] > 0, dims, self.relative) for i in range(len(p))])
         return dice + self.alpha * bm
