@@ -1,6 +1,8 @@
 """Cost of Betti matching per image: persistence + image persistence + induced matching, and the loss's backward.
 
-Run: ``python benchmarks/betti_cost.py [--sizes 64 128] [--images 20] [--markdown]``
+Run: ``python benchmarks/betti_cost.py [--sizes 64 128] [--images 20] [--markdown] [--absolute]``
+
+Relative homology (the loss's default: images padded with a ring at their maximum) unless ``--absolute``.
 
 Predictions P are made from procedural vessel masks G (``seg:vessels``) at two stages of training:
 "early" (a blurred noise field around 0.5: many short noise bars) and "trained" (the blurred mask
@@ -55,7 +57,9 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--absolute", action="store_true", help="absolute homology (relative=False)")
     args = ap.parse_args()
+    relative = not args.absolute
     torch.set_num_threads(1)
     try:
         import cripser
@@ -69,14 +73,15 @@ def main() -> None:
         for stage in ("early", "trained"):
             preds = predictions(masks, stage, size)
             pairs = list(zip(preds, masks.astype(float), strict=True))
-            bm = median_ms(betti_matching, pairs)
+            bm = median_ms(lambda p, g: betti_matching(p, g, relative), pairs)
             # CPU time of this process: what the call costs when the machine is shared (wall time waits for others)
-            bm_cpu = median_ms(betti_matching, pairs, time.process_time)
+            bm_cpu = median_ms(lambda p, g: betti_matching(p, g, relative), pairs, time.process_time)
             tpairs = [(torch.tensor(p, requires_grad=True), torch.tensor(g > 0)) for p, g in pairs]
-            loss = median_ms(lambda p, g: betti_matching_cost(p, g).backward(), tpairs)
+            loss = median_ms(lambda p, g: betti_matching_cost(p, g, relative=relative).backward(), tpairs)
             crip = median_ms(lambda p: cripser.computePH(1 - p, maxdim=1), [(p,) for p in preds]) if cripser else None
             n_bars = statistics.median(
-                sum(len(m[k]) for m in betti_matching(p, g) for k in ("p_birth_px", "p_un_birth_px")) for p, g in pairs
+                sum(len(m[k]) for m in betti_matching(p, g, relative) for k in ("p_birth_px", "p_un_birth_px"))
+                for p, g in pairs
             )
             rows.append((size, stage, n_bars, bm, bm_cpu, loss, crip))
     if args.markdown:

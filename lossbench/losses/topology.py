@@ -11,9 +11,17 @@ background 8-connected. Dimension 0 is union-find over 4-neighbour edges; dimens
 dimension 0 of the dual (8-neighbour edges on -F plus one outside vertex next to every border
 pixel), by Alexander duality. ``cripser.computePH`` computes the same V-construction barcodes
 (gudhi's ``CubicalComplex(top_dimensional_cells=...)`` is the T-construction and swaps the
-connectivities); tests check ours against cripser. Absolute homology (the paper's ``relative``
-padding is not applied). Ties are broken by pixel index everywhere, so a bar is identified by its
-birth vertex and its death edge, and the induced matching is a lookup on those.
+connectivities); tests check ours against cripser. Ties are broken by pixel index everywhere, so a
+bar is identified by its birth vertex and its death edge, and the induced matching is a lookup on those.
+
+``relative=True`` (the reference's default, ``relative: True`` in its configs and in ``evaluation.py``)
+pads P, G and C with a one-pixel ring at each image's maximum before anything else, as the reference's
+``CubicalPersistence`` does for the superlevel filtration: the ring is foreground from the first
+level on, so a structure touching the image border is part of the ring's component (not a separate
+component) and a curve from border to border closes a loop (the ring itself encloses one more, the
+frame). Pixel indices are mapped back to the image; a ring pixel maps to the image's arg-max, which
+holds the ring's value, so its gradient goes there, as padding with ``torch.max(P)`` gives (on exact
+ties torch spreads it over the tied pixels; we give it to the first).
 
 Induced matching, per dimension: bars of P map to bars of im(P → C) with the same birth vertex
 (a surjection keeps births), those map to bars of the comparison image C = max(P, G) with the same
@@ -25,6 +33,7 @@ plus, over unmatched bars q of P and G, (b_q - d_q)^2; the essential dimension-0
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -187,13 +196,38 @@ def _match_one(src: np.ndarray, img: np.ndarray, tgt: np.ndarray, by_birth_first
     return out
 
 
-def betti_matching(p: np.ndarray, g: np.ndarray) -> list[dict[str, np.ndarray]]:
+def _pad_max(a: np.ndarray) -> np.ndarray:
+    """``a`` inside a one-pixel ring at its maximum (the reference's ``relative`` padding, superlevel)."""
+    return np.pad(a, 1, constant_values=a.max())
+
+
+def _unpad(px: np.ndarray, h: int, w: int, ring: int) -> np.ndarray:
+    """Flat indices into the padded (h+2, w+2) image → indices into the (h, w) image; ring pixels → ``ring``."""
+    r, c = np.divmod(px, w + 2)
+    inside = (r >= 1) & (r <= h) & (c >= 1) & (c <= w)
+    return np.where(px < 0, px, np.where(inside, (r - 1) * w + (c - 1), ring))
+
+
+def betti_matching(p: np.ndarray, g: np.ndarray, relative: bool = True) -> list[dict[str, np.ndarray]]:
     """Matched and unmatched bars of P (foreground probability) and G (binary mask), per dimension 0 and 1.
 
     Returns one dict per dimension with pixel coordinates and values in P/G units:
     ``p_birth_px, p_death_px, g_birth_px, g_death_px`` for matched pairs, ``p_un_birth_px, p_un_death_px``
     and ``g_un_*`` for unmatched bars (death pixel -1: the essential bar, dying at P = 0).
+    ``relative``: pad both with a ring at their maximum first (relative homology; see the module notes).
     """
+    if not relative:
+        return _betti_matching(p, g)
+    h, w = p.shape
+    # padding each image on its own equals padding after max(P, G): the ring of C is max(max P, max G)
+    result = _betti_matching(_pad_max(p), _pad_max(g))
+    # the ring holds the image maximum: its pixels read P (and take P's gradient) at the arg-max
+    rings = {"p": int(np.argmax(p)), "g": int(np.argmax(g))}
+    return [{k: _unpad(v, h, w, rings[k[0]]) for k, v in m.items()} for m in result]
+
+
+def _betti_matching(p: np.ndarray, g: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """:func:`betti_matching` in absolute homology."""
     h, w = p.shape
     fp = 1.0 - p.astype(np.float64).ravel()
     fg = 1.0 - g.astype(np.float64).ravel()
@@ -263,9 +297,10 @@ def bars_values(p: torch.Tensor, px: np.ndarray) -> torch.Tensor:
     return torch.where(torch.as_tensor(px < 0, device=p.device), torch.zeros_like(vals), vals)
 
 
-def betti_matching_cost(p: torch.Tensor, g: torch.Tensor, dims: tuple[int, ...] = (0, 1)) -> torch.Tensor:
+def betti_matching_cost(p: torch.Tensor, g: torch.Tensor, dims: tuple[int, ...] = (0, 1),
+                        relative: bool = True) -> torch.Tensor:
     """The Betti matching loss of one image; differentiable in ``p`` at the birth and death pixels."""
-    matching = betti_matching(p.detach().cpu().numpy(), g.detach().cpu().numpy())
+    matching = betti_matching(p.detach().cpu().numpy(), g.detach().cpu().numpy(), relative)
     gf = g.to(p.dtype)
     total = p.new_zeros(())
     for dim in dims:
@@ -280,10 +315,18 @@ def betti_matching_cost(p: torch.Tensor, g: torch.Tensor, dims: tuple[int, ...] 
     return total
 
 
-def betti_matching_error(pred: np.ndarray, g: np.ndarray, dims: tuple[int, ...] = (0, 1)) -> float:
-    """Number of unmatched bars between a binarised prediction and the mask (the paper's metric)."""
-    m = betti_matching(pred.astype(np.float64), g.astype(np.float64))
+def betti_matching_error(pred: np.ndarray, g: np.ndarray, dims: tuple[int, ...] = (0, 1),
+                         relative: bool = True) -> float:
+    """Number of unmatched bars between a binarised prediction and the mask (the paper's metric).
+
+    ``relative=True`` is what the reference's ``evaluation.py`` reports (its ``evaluation(relative=True)``).
+    """
+    m = betti_matching(pred.astype(np.float64), g.astype(np.float64), relative)
     return float(sum(len(m[d]["p_un_birth_px"]) + len(m[d]["g_un_birth_px"]) for d in dims))
+
+
+#: Epochs of Dice alone before the Betti matching term is added (docs/segmentation.md, "Dice warm-up").
+WARMUP_EPOCHS = 10
 
 
 @register_loss
@@ -298,19 +341,37 @@ class BettiMatchingLoss(MaskLoss):
         params={
             "alpha": Param(0.5, "weight of the Betti matching term", low=0.0),
             "dims": Param("0,1", "homology dimensions", choices=("0", "1", "0,1")),
+            "relative": Param(True, "pad P and G with a one-pixel ring at their maximum (relative homology, "
+                                    "the paper's default): structures touching the border are not penalised"),
+            "warmup": Param(WARMUP_EPOCHS, "epochs of Dice alone before the Betti matching term is added; 0: from "
+                                           "the first epoch", low=0),
         },
         citation="Stucki, Paetzold, Shit, Menze & Bauer (2023), Topologically faithful image segmentation via "
                  "induced matching of persistence barcodes, ICML.",
         summary="Dice + alpha * Betti matching (matched bars: birth/death differences; unmatched: persistence).",
         formula="Dice + a*sum_matched 2((b_p-b_g)^2+(d_p-d_g)^2) + a*sum_unmatched (b-d)^2",
-        caveats="Binary segmentation only; persistence runs on the CPU per image (numba speeds it up).",
+        needs=frozenset({"epoch"}),
+        version="2",
+        caveats="Binary segmentation only; persistence runs on the CPU per image (numba speeds it up). "
+                "Needs the epoch in each call while warmup > 0 (Dice alone before it). Version 2: relative "
+                "homology and a Dice warm-up by default (version 1 = relative=false, warmup=0).",
     )
+
+    @classmethod
+    def needs_for(cls, params: Mapping[str, Any]) -> frozenset[str]:
+        # the epoch only decides the warm-up: without one the loss can be called without it
+        warmup = params.get("warmup", cls.info.params["warmup"].default)
+        return cls.info.needs if warmup != 0 else cls.info.needs - {"epoch"}
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
         if input.shape[1] > 2:
             raise LossInputError("Loss 'betti-matching' is for binary segmentation; got "
                                  f"{input.shape[1]} channels.", "Use one logit map (B, 1, H, W).")
         p = foreground_prob(input)
+        dice = soft_dice_per_image(p, target)
+        if self.warmup and int(extras["epoch"]) < self.warmup:
+            # early predictions carry hundreds of noise bars whose gradients swamp Dice's; skip the persistence too
+            return dice
         dims = tuple(int(d) for d in str(self.dims).split(","))
-        bm = torch.stack([betti_matching_cost(p[i], target[i] > 0, dims) for i in range(len(p))])
-        return soft_dice_per_image(p, target) + self.alpha * bm
+        bm = torch.stack([betti_matching_cost(p[i], target[i] > 0, dims, self.relative) for i in range(len(p))])
+        return dice + self.alpha * bm

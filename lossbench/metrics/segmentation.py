@@ -9,6 +9,10 @@ Conventions, recorded here because the literature differs:
   background 8-connected; beta_1 counts 8-connected background components that do not touch the
   image border. (8-connected foreground would join 1-px diagonal steps; the convention changes
   Betti numbers on diagonal contacts, so it is fixed here and in the persistence code.)
+* ``betti_matching_error`` is relative to the image border, as the Betti matching paper's evaluation
+  (``nstucki/Betti-matching`` ``evaluation.py``, ``relative=True``): both masks are padded with a ring of
+  foreground, so a structure touching the border is not a separate component and a curve from border
+  to border closes a loop. ``betti0_error`` and ``betti1_error`` stay absolute (plain Betti numbers).
 * HD95 is the larger of the two directed 95th-percentile boundary distances (as MONAI's
   ``compute_hausdorff_distance(percentile=95)``), in pixels; 0 when both masks are empty and the
   image diagonal when exactly one is.
@@ -117,10 +121,10 @@ def betti1_error(masks: np.ndarray, prob: np.ndarray) -> float:
 
 @register_metric("betti_matching_error", greater_is_better=False, tasks=SEG, bounded=False)
 def betti_matching_error(masks: np.ndarray, prob: np.ndarray) -> float:
-    """Unmatched bars in dimensions 0 and 1 after the induced matching (Stucki et al. 2023)."""
+    """Unmatched bars in dimensions 0 and 1 after the induced matching, relative to the border (Stucki et al. 2023)."""
     from lossbench.losses.topology import betti_matching_error as bm
 
-    return _per_image(lambda p, g: bm(p, g), masks, prob)
+    return _per_image(lambda p, g: bm(p, g, relative=True), masks, prob)
 
 
 @register_metric("hd95", greater_is_better=False, tasks=SEG, bounded=False)

@@ -22,6 +22,21 @@ def two_blobs(size: int = 9) -> np.ndarray:
     return m
 
 
+def border_line(size: int = 9) -> np.ndarray:
+    """A horizontal line from the left border to the right border."""
+    m = np.zeros((size, size), np.uint8)
+    m[size // 2] = 1
+    return m
+
+
+def half_ring(size: int = 9) -> np.ndarray:
+    """A U whose two arms touch the top border: open in absolute homology, a loop relative to the border."""
+    m = np.zeros((size, size), np.uint8)
+    m[0:6, 2] = m[0:6, 6] = 1
+    m[5, 2:7] = 1
+    return m
+
+
 def tiny_suite(**overrides: Any) -> dict[str, Any]:
     suite: dict[str, Any] = {
         "name": "seg-tiny",

@@ -74,3 +74,35 @@ def test_cldice_prefers_connected_predictions() -> None:
     broken[0, 0, 8, 7:9] = -6.0
     loss = make_loss("soft-cldice", {"alpha": 1.0})
     assert float(loss(good, y)) < float(loss(broken, y))
+
+
+def test_betti_matching_warmup_is_dice_alone_then_adds_the_term() -> None:
+    x, y = masks()
+    loss = make_loss("betti-matching", {"warmup": 3})
+    assert loss.needs == {"epoch"}
+    with pytest.raises(LossInputError, match="epoch"):
+        loss(x, y)
+    dice = make_loss("dice")(x, y)
+    assert torch.allclose(loss(x, y, epoch=2), dice)  # Dice only during the warm-up
+    after = make_loss("betti-matching", {"warmup": 0})
+    assert after.needs == frozenset()  # no warm-up: callable without the epoch
+    assert torch.allclose(loss(x, y, epoch=3), after(x, y))
+    assert float(loss(x, y, epoch=3)) > float(dice)
+    x = x.clone().requires_grad_(True)
+    loss(x, y, epoch=3).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_betti_matching_relative_default_and_absolute_option() -> None:
+    x, y = masks(side=12)
+    rel, ab = (make_loss("betti-matching", {"warmup": 0, "relative": r}) for r in (True, False))
+    assert make_loss("betti-matching").relative is True  # the paper's default
+    assert not torch.allclose(rel(x, y), ab(x, y))
+
+
+def test_betti_matching_term_passes_the_conformance_checks() -> None:
+    # check-loss calls with epoch=1, inside the default warm-up (Dice alone); this checks the Betti matching term
+    from lossbench.conformance import run_checks
+
+    failed = [f"{r.check}: {r.detail}" for r in run_checks("betti-matching", {"warmup": 0}) if not r.passed]
+    assert not failed

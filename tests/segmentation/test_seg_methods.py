@@ -55,11 +55,15 @@ def test_methods_name_what_they_miss() -> None:
 
 def test_segmentation_trials_pair_and_record_topology(tmp_path: Path) -> None:
     pytest.importorskip("skimage")  # the cldice metric's skeletons
-    rows = _run(tiny_suite(losses=["dice", "betti-matching:alpha=0.1"]))
-    assert [r["status"] for r in rows] == ["ok", "ok"], [r["error_msg"] for r in rows]
+    rows = _run(tiny_suite(losses=["dice", "betti-matching:alpha=0.1,warmup=0", "betti-matching"]))
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok"], [r["error_msg"] for r in rows]
     for r in rows:
         assert 0 <= r["m_dice"] <= 1 and r["m_hd95"] >= 0 and r["m_betti_matching_error"] >= 0
         assert r["n_train"] + r["n_val"] + r["n_test"] == 16
+    # one epoch, inside the default warm-up: the loop passes the epoch and the loss is Dice alone (paired trials)
+    by_loss = {r["loss"]: r for r in rows}
+    dice, warm = (by_loss[name] for name in ("dice", "betti-matching"))
+    assert {k: v for k, v in dice.items() if k.startswith("m_")} == {k: v for k, v in warm.items() if k.startswith("m_")}
 
 
 def test_plot_examples(tmp_path: Path) -> None:

@@ -70,3 +70,13 @@ def test_cldice_metric() -> None:
 def test_metric_directions() -> None:
     assert METRICS.get("dice").greater_is_better and not METRICS.get("hd95").greater_is_better
     assert not METRICS.get("betti_matching_error").bounded
+
+
+def test_betti_matching_error_metric_is_relative_to_the_border() -> None:
+    # as the paper's evaluation (relative=True): a missed stub hanging from the border is no topological error
+    g = np.zeros((1, 9, 9), np.uint8)
+    g[0, 0:4, 2] = g[0, 0:4, 6] = 1
+    p = g.astype(float)
+    p[0, :, 6] = 0
+    assert METRICS.get("betti_matching_error")(g, p) == 0.0
+    assert METRICS.get("betti0_error")(g, p) == 1.0  # the Betti number errors stay absolute
