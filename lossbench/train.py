@@ -102,6 +102,8 @@ def train(
 
     metric = METRICS.get(primary_metric)
     sign = 1.0 if metric.greater_is_better else -1.0
+    # A loss with a warm-up (betti-matching) is not yet itself before this epoch: no checkpoint, no patience.
+    first_checkpoint = int(getattr(loss, "first_checkpoint_epoch", 0))
     best_score, best_state, best_epoch, stale = -math.inf, None, 0, 0
     result = TrainResult()
     start = time.perf_counter()
@@ -127,6 +129,8 @@ def train(
             continue
         score = task.evaluate(model, prepared, "val", (primary_metric,))[primary_metric]
         result.curves.append({"split": "val", "metric": primary_metric, "step": epoch, "value": score})
+        if epoch < first_checkpoint:
+            continue
         if math.isfinite(score) and sign * score > best_score:
             best_score, best_epoch, stale = sign * score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())

@@ -33,6 +33,7 @@ from lossbench.methods.base import Batch, Method, StepState
 from lossbench.metrics import METRICS
 from lossbench.models.mlp import MLP
 from lossbench.tasks.base import Prepared, TaskType
+from lossbench.tasks.classification import proba_from_logits
 from lossbench.train import Diverged, TrainResult, TrialTimeout, batch_order, make_optimizer
 
 
@@ -192,7 +193,12 @@ def train_stacked(
     X = stacked_split([p.train.X for p in prepared], stacked.n_in)  # (S, n, F)
     y = torch.stack([p.train.y for p in prepared])  # (S, n)
     n = X.shape[1]
-    rows = torch.arange(S, device=X.device)[:, None]
+    X_flat, y_flat = X.reshape(S * n, -1), y.reshape(-1)
+    offsets = (torch.arange(S, device=X.device) * n)[:, None]
+    # Every seed's validation split in one stacked forward per epoch, when their sizes agree (they do for
+    # the same split fractions); otherwise each seed's own view.
+    vals = [p.val for p in prepared]
+    X_val = stacked_split([v.X for v in vals], stacked.n_in) if all(vals) and len({len(v) for v in vals}) == 1 else None
     start = time.perf_counter()
     for epoch in range(epochs):
         if not any(active):
@@ -209,8 +215,9 @@ def train_stacked(
                 continue  # the per-seed loop drops a trailing 1-row batch too
             if deadline is not None and time.monotonic() > deadline:
                 raise TrialTimeout(f"trial ran past its time limit in epoch {epoch}")
-            dev_idx = idx.to(X.device)
-            xb, yb = X[rows, dev_idx], y[rows, dev_idx]  # one gather for all seeds
+            flat = (idx.to(X.device) + offsets).reshape(-1)
+            xb = X_flat.index_select(0, flat).view(S, -1, X.shape[2])  # one gather for all seeds
+            yb = y_flat.index_select(0, flat).view(S, -1)
             optimizer.zero_grad(set_to_none=True)
             logits = stacked(xb, generators)
             values: dict[int, torch.Tensor] = {}
@@ -234,6 +241,12 @@ def train_stacked(
             count += idx.shape[1]
             for s in range(S):
                 states[s].step += 1
+        probas = None
+        if X_val is not None and any(active):
+            stacked.eval()
+            with torch.no_grad():
+                probas = proba_from_logits(stacked(X_val))
+            stacked.train()
         for s in range(S):
             if not active[s]:
                 continue
@@ -243,8 +256,11 @@ def train_stacked(
             res.curves.append({"split": "train", "metric": "loss", "step": epoch, "value": totals[s] / max(count, 1)})
             if prepared[s].val is None:
                 continue
-            score = task.evaluate(views[s], prepared[s], "val", (primary_metric,))[primary_metric]
+            given = {} if probas is None else {"proba": probas[s]}  # the classification task takes them
+            score = task.evaluate(views[s], prepared[s], "val", (primary_metric,), **given)[primary_metric]
             res.curves.append({"split": "val", "metric": primary_metric, "step": epoch, "value": score})
+            if epoch < int(getattr(losses[s], "first_checkpoint_epoch", 0)):  # as in train.train
+                continue
             if math.isfinite(score) and sign * score > best_score[s]:
                 best_score[s], res.best_epoch, stale[s] = sign * score, epoch, 0
                 best_state[s] = stacked.seed_state(s)

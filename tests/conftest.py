@@ -76,6 +76,21 @@ def require(path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def no_leftover_plugins() -> Iterator[None]:
+    """Losses a test registers (directly or through a --plugin file) do not outlive it in this process."""
+    import sys
+
+    from lossbench.losses import LOSSES
+
+    names, modules = set(LOSSES.names()), {m for m in sys.modules if m.startswith("lossbench_plugin_")}
+    yield
+    for name in set(LOSSES.names()) - names:
+        LOSSES.unregister(name)
+    for module in {m for m in sys.modules if m.startswith("lossbench_plugin_")} - modules:
+        del sys.modules[module]  # so the next test that passes the file imports (and registers) it again
+
+
+@pytest.fixture(autouse=True)
 def isolated_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Never touch the user's ~/.cache/lossbench or OpenML cache from a test."""
     monkeypatch.setenv("LOSSBENCH_CACHE_DIR", str(tmp_path / "lossbench-cache"))

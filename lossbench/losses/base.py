@@ -66,6 +66,8 @@ class Param:
             f"Example: --loss {loss}:{name}={self.default}",
         )
         if self.choices is not None:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in self.choices:
+                value = str(value)  # a spec parses `dims=0` as a number; the choices are names
             if value not in self.choices:
                 raise bad
             return value

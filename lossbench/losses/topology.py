@@ -363,6 +363,11 @@ class BettiMatchingLoss(MaskLoss):
         warmup = params.get("warmup", cls.info.params["warmup"].default)
         return cls.info.needs if warmup != 0 else cls.info.needs - {"epoch"}
 
+    @property
+    def first_checkpoint_epoch(self) -> int:
+        """The training loop keeps no checkpoint from the warm-up: one would be a Dice-only model."""
+        return int(self.warmup)
+
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
         if input.shape[1] > 2:
             raise LossInputError("Loss 'betti-matching' is for binary segmentation; got "

@@ -206,21 +206,23 @@ class TabularClassification(TaskType):
         """Class probabilities; a loss whose outputs are not probabilities still ranks, so AUROC/AUPRC apply."""
         was_training = model.training
         model.eval()
-        out = torch.cat([torch.softmax(model(X[i : i + batch]).float(), dim=1) for i in range(0, len(X), batch)])
+        out = torch.cat([model(X[i : i + batch]) for i in range(0, len(X), batch)])
         model.train(was_training)
-        return out.cpu().numpy().astype(np.float64)
+        return proba_from_logits(out)
 
     def evaluate(
-        self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]
+        self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...], proba: np.ndarray | None = None
     ) -> dict[str, float]:
         """Metrics on ``split``; thresholded ones at 0.5 and, for binary data, at the threshold tuned on validation.
 
         For every thresholded metric ``m`` (listed itself or as ``m_tuned``) evaluated off the tuning split,
         the result also has ``m_tuned`` and ``m_threshold``. On the tuning split itself ``m_tuned`` is the best
         value there (what early stopping on ``m_tuned`` uses); the test split never influences a threshold.
+        ``proba``: the model's probabilities on ``split`` when already computed (seeds trained stacked).
         """
         part = prepared.split(split)
-        proba = self.predict_proba(model, part.X)
+        if proba is None:
+            proba = self.predict_proba(model, part.X)
         y = part.y.cpu().numpy()
         resolved = [METRICS.get(m) for m in metrics]
         out = {m.name: m(y, proba) for m in resolved if not m.tuned_of}
@@ -246,6 +248,11 @@ class TabularClassification(TaskType):
             if split != tune_split:
                 out[f"{name}_threshold"] = threshold
         return out
+
+
+def proba_from_logits(logits: torch.Tensor) -> np.ndarray:
+    """Softmax over the last dimension, as float64 numpy (what the metrics take)."""
+    return torch.softmax(logits.detach().float(), dim=-1).cpu().numpy().astype(np.float64)
 
 
 TASK_TYPES.register("classification", TabularClassification(), description=TabularClassification.description)

@@ -106,3 +106,14 @@ def test_betti_matching_term_passes_the_conformance_checks() -> None:
 
     failed = [f"{r.check}: {r.detail}" for r in run_checks("betti-matching", {"warmup": 0}) if not r.passed]
     assert not failed
+
+
+def test_betti_matching_dims_can_be_chosen_from_a_loss_spec() -> None:
+    from lossbench.errors import SpecError
+    from lossbench.specs import ObjectiveSpec
+
+    for text, dims in (("betti-matching:dims=0", "0"), ("betti-matching:dims=1", "1"), ("betti-matching", "0,1")):
+        spec = ObjectiveSpec.parse(text)  # parses `0` as a number; the parameter's choices are names
+        assert make_loss(spec.name, dict(spec.params)).dims == dims
+    with pytest.raises(SpecError, match="one of 0, 1, 0,1"):
+        ObjectiveSpec.parse("betti-matching:dims=2")

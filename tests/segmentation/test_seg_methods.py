@@ -76,3 +76,23 @@ def test_plot_examples(tmp_path: Path) -> None:
     masks = (imgs[:, 0] > 0.5).astype(np.uint8)
     out = plot_examples(imgs, masks, {"dice": imgs[:, 0], "bce": 1 - imgs[:, 0]}, tmp_path / "ex.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_betti_matching_keeps_no_checkpoint_from_its_dice_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lossbench.tasks.segmentation import Segmentation
+
+    original = Segmentation.evaluate
+    val_calls: list[int] = []
+
+    def falling(self, model, prepared, split, metrics, **kwargs):  # type: ignore[no-untyped-def]
+        out = original(self, model, prepared, split, metrics, **kwargs)
+        if split == "val":  # validation Dice only falls: every epoch is worse than the first
+            val_calls.append(1)
+            out = {**out, "dice": 1.0 - 0.1 * len(val_calls)}
+        return out
+
+    monkeypatch.setattr(Segmentation, "evaluate", falling)
+    (bm,) = _run(tiny_suite(losses=["betti-matching:warmup=3"], training={"epochs": 7, "batch_size": 4, "patience": 1}))
+    assert bm["status"] == "ok", bm["error_msg"]
+    # kept: the first epoch with the Betti matching term; patience counts from there (stopped after epoch 4 of 7)
+    assert (bm["best_epoch"], bm["epochs_run"]) == (3, 5)
