@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lossbench.losses.base import LossBase
 from lossbench.methods.base import Batch, Method, StepState
 from lossbench.metrics import METRICS
 from lossbench.models.mlp import MLP
@@ -151,6 +152,34 @@ class SeedView(nn.Module):
         return h
 
 
+def shared_loss(losses: Sequence[nn.Module]) -> LossBase | None:
+    """One of ``losses`` when a single call over every seed's rows gives each seed's loss, else None.
+
+    True for a per-sample loss (not batch-dependent) with no context, no state and no trainable tensors,
+    whose seeds all have the same class and parameters: ``ce``, ``focal``, ``label-smoothing``, ...
+    A loss built from a seed's training split (``weighted-ce``: class counts) is called per seed.
+    """
+    first = losses[0]
+    if not isinstance(first, LossBase) or first.reduction not in ("mean", "sum"):
+        return None
+    info = first.info
+    if info.batch_dependent or info.batch_level or first.needs or any(True for _ in first.parameters()) \
+            or any(True for _ in first.buffers()):
+        return None
+    if any(type(loss) is not type(first) or loss.params != first.params  # type: ignore[attr-defined]
+           or loss.reduction != first.reduction for loss in losses):  # type: ignore[attr-defined]
+        return None
+    return first
+
+
+def shared_objective(loss: LossBase, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each seed's loss ``(S,)`` from one call on the flattened ``(S * batch, classes)`` logits."""
+    flat_logits, flat_y = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
+    loss.check_inputs(flat_logits, flat_y)
+    per_sample = loss.per_sample(flat_logits, flat_y).view(y.shape)
+    return per_sample.mean(1) if loss.reduction == "mean" else per_sample.sum(1)
+
+
 def stacked_split(parts: Sequence[torch.Tensor], width: int) -> torch.Tensor:
     return torch.stack([F.pad(p, (0, width - p.shape[1])) if p.shape[1] < width else p for p in parts])
 
@@ -183,6 +212,7 @@ def train_stacked(
     states = [StepState(generator=torch.Generator(device="cpu").manual_seed(seed + 7919)) for seed in seeds]
 
     sign = 1.0 if METRICS.get(primary_metric).greater_is_better else -1.0
+    shared = shared_loss(losses)
     results: list[TrainResult | Exception] = [TrainResult() for _ in range(S)]
     best_score = [-math.inf] * S
     best_state: list[list[torch.Tensor] | None] = [None] * S
@@ -220,23 +250,31 @@ def train_stacked(
             yb = y_flat.index_select(0, flat).view(S, -1)
             optimizer.zero_grad(set_to_none=True)
             logits = stacked(xb, generators)
-            values: dict[int, torch.Tensor] = {}
-            for s in range(S):
-                if active[s]:  # a stopped seed is masked: its weights are replaced by its best epoch's at the end
+            seeds_on = [s for s in range(S) if active[s]]  # a stopped seed is masked: its best epoch is restored
+            if shared is not None:
+                objective = shared_objective(shared, logits, yb)
+                objective = objective if len(seeds_on) == S else objective[seeds_on]
+            elif seeds_on:
+                values = []
+                for s in seeds_on:
                     batch = Batch(xb[s, :, : stacked.n_features[s]], yb[s], idx[s])
-                    values[s] = losses[s](logits[s], yb[s], **methods[s].loss_kwargs(losses[s], batch, states[s]))
-            if values:
-                objective = torch.stack(list(values.values()))
-                finite = torch.isfinite(objective.detach())
-                for s, v, ok in zip(values, objective.detach().tolist(), finite.tolist(), strict=True):  # one sync
+                    values.append(losses[s](logits[s], yb[s], **methods[s].loss_kwargs(losses[s], batch, states[s])))
+                objective = torch.stack(values)
+            if seeds_on:
+                read = objective.detach().tolist()  # one host sync for every seed
+                finite = [math.isfinite(v) for v in read]
+                for s, v, ok in zip(seeds_on, read, finite, strict=True):
                     if not ok:
                         results[s] = Diverged(f"training objective became {v} at epoch {epoch}, step {states[s].step}")
                         active[s] = False
                     else:
                         totals[s] += v * idx.shape[1]
                 # seeds share no weights: each slice's gradient is its own loss's; a diverged seed is left out
-                if bool(finite.any()):
-                    objective[finite].sum().backward()
+                if all(finite):
+                    objective.sum().backward()
+                elif any(finite):
+                    objective[torch.tensor(finite, device=objective.device)].sum().backward()
+                if any(finite):
                     optimizer.step()
             count += idx.shape[1]
             for s in range(S):

@@ -129,3 +129,23 @@ def test_a_diverging_seed_is_recorded_and_the_other_seeds_train_on(tmp_path: Pat
     ok = per_seed["status"] == "ok"
     pd.testing.assert_frame_equal(per_seed.loc[ok, ["value", "epochs_run"]], stacked.loc[ok, ["value", "epochs_run"]],
                                   check_exact=False, atol=1e-5, rtol=0)
+
+
+def test_one_loss_call_serves_every_seed_only_for_a_stateless_per_sample_loss() -> None:
+    import torch
+
+    from lossbench.losses import make_loss
+    from lossbench.vectorized import shared_loss, shared_objective
+
+    def built(name: str, counts: list[list[int]]) -> list:  # type: ignore[type-arg]
+        return [make_loss(name, None, class_counts=c, n_classes=2, n_samples=sum(c), seed=s) for s, c in enumerate(counts)]
+
+    same, other = [[60, 40], [60, 40]], [[60, 40], [55, 45]]
+    assert shared_loss(built("ce", other)) is not None and shared_loss(built("focal", other)) is not None
+    for name in ("weighted-ce", "ldam", "anyloss-f1"):  # class counts of each seed's split; a batch statistic
+        assert shared_loss(built(name, same)) is None, name
+    assert shared_loss([make_loss("focal", {"gamma": 1.0}), make_loss("focal", {"gamma": 2.0})]) is None
+    logits, y = torch.randn(3, 8, 2, dtype=torch.float64), torch.randint(0, 2, (3, 8))
+    focal = built("focal", same)[0]
+    expected = torch.stack([focal(logits[s], y[s]) for s in range(3)])
+    torch.testing.assert_close(shared_objective(focal, logits, y), expected)
