@@ -8,11 +8,12 @@ fewer than all) × ce, focal, anyloss-f1 × 5 seeds, with the model and budget o
 number of optimiser steps. Each variant runs in a child process, variants alternate, and every figure
 is printed next to ``os.getloadavg()``: on a shared machine timings are noisy.
 
-Printed: trials/minute per variant and its ratio to the plain loop; the harness overhead of a
-sequential lossbench run (share of wall time outside forward, backward, optimiser step and
-evaluation, measured by timing those calls); 1 → 2 worker scaling; the driver's peak memory; and
-the compute floor (grid forward + backward FLOPs / single-core matmul rate × cores), with each
-variant's time as a multiple of it.
+Printed: trials/minute per variant and its ratio to the plain loop; the share of wall time outside
+forward, backward, optimiser step and evaluation (measured by timing those calls in-process) for the
+plain loop (its ``run_trial``, run from this script) and for sequential lossbench runs, so the harness
+overhead is what lossbench adds beyond the hand-written loop's own share; 1 → 2 worker scaling; the
+driver's peak memory and CPU time; and the compute floor (grid forward + backward FLOPs / single-core
+matmul rate × cores), with each variant's time as a multiple of it.
 """
 
 from __future__ import annotations
@@ -127,6 +128,41 @@ def child(args: argparse.Namespace) -> None:
                       "load": os.getloadavg(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def plain_child(args: argparse.Namespace) -> None:
+    """benchmarks/plain_loop.py's loop, with the same calls timed as in lossbench's instrumented runs."""
+    import torch
+    from torch import nn
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import plain_loop
+
+    from lossbench.losses.base import LossBase
+    from lossbench.sources import load_dataset
+
+    timer = Timer()
+    for owner in (nn.Sequential, LossBase):
+        timer.wrap(owner, "forward", "forward")
+    timer.wrap(torch.Tensor, "backward", "backward")
+    timer.wrap(torch.optim.Adam, "step", "optimizer")
+    for name in ("f1_score", "roc_auc_score"):
+        timer.wrap(plain_loop, name, "evaluation")
+    torch.set_num_threads(1)
+    os.environ["OPENML_CACHE_DIR"] = args.openml_cache
+    data = [load_dataset(uri) for uri in args.datasets_uri]
+    loop_args = argparse.Namespace(epochs=TRAINING["epochs"], batch_size=TRAINING["batch_size"], hidden=HIDDEN,
+                                   lr=TRAINING["lr"], test=0.3, val=0.2)
+    t0 = time.perf_counter()
+    n = 0
+    for ds in data:
+        for loss in LOSSES:
+            for seed in range(SEEDS):
+                plain_loop.run_trial(ds.X, ds.y, loss, seed, loop_args)
+                n += 1
+    wall = time.perf_counter() - t0
+    print(json.dumps({"trials": n, "wall_s": wall, "spent": timer.spent, "load": os.getloadavg(),
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
 # -- parent ------------------------------------------------------------------------------------------
 def run_child(cmd: list[str]) -> dict[str, Any]:
     before = os.getloadavg()
@@ -191,9 +227,13 @@ def main() -> None:
     ap.add_argument("--n-jobs", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--vectorize", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--instrument", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--plain-child", dest="datasets_uri", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args)
+        return
+    if args.datasets_uri:
+        plain_child(args)
         return
 
     os.environ["OPENML_CACHE_DIR"] = args.openml_cache
@@ -209,8 +249,8 @@ def main() -> None:
     print(f"grid: {len(chosen)} datasets ({sum(sizes[u] for u in chosen)} rows) x {len(LOSSES)} losses x {SEEDS} seeds"
           f" = {n_trials} trials; MLP {HIDDEN}, {TRAINING}; cores {os.cpu_count()}; load {os.getloadavg()}")
 
-    plain = [sys.executable, "benchmarks/plain_loop.py", *[a for u in chosen for a in ("--dataset", u)],
-             *[a for loss in LOSSES for a in ("--loss", loss)], "--seeds", str(SEEDS)]
+    # plain_loop.py's run_trial, with forward/backward/step/evaluation timed like the lossbench runs
+    plain = [sys.executable, "benchmarks/throughput.py", "--openml-cache", args.openml_cache, "--plain-child", *chosen]
     lb = [sys.executable, "benchmarks/throughput.py", "--child", "--suite", str(suite_path),
           "--openml-cache", args.openml_cache]
     variants = {
@@ -242,12 +282,12 @@ def main() -> None:
         r = min(v, key=lambda x: x["wall_s"])
         print(f"| {name} | {w:.1f} | {60 * n_trials / w:.1f} | {base / w:.2f}x | {w / floor:.1f} | "
               f"{', '.join(f'{x:.1f}' for x in r['load'])} |")
-    for name in ("lossbench --n-jobs 1", "lossbench --n-jobs 1 --vectorize-seeds"):
+    for name in ("plain loop (1 process)", "lossbench --n-jobs 1", "lossbench --n-jobs 1 --vectorize-seeds"):
         r = min(results[name], key=lambda x: x["wall_s"])
         spent = r["spent"]
         compute = sum(spent.values())
         strict = spent.get("forward", 0) + spent.get("backward", 0) + spent.get("evaluation", 0)
-        print(f"harness overhead, {name}: {100 * (1 - compute / r['wall_s']):.1f}% outside forward, backward, "
+        print(f"time outside compute, {name}: {100 * (1 - compute / r['wall_s']):.1f}% outside forward, backward, "
               f"optimiser step, evaluation ({100 * (1 - strict / r['wall_s']):.1f}% counting the optimiser step as "
               f"overhead); split: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(spent.items())))
     for one, two in (("lossbench --n-jobs 1", "lossbench --n-jobs 2"),
