@@ -76,8 +76,10 @@ def context(k: int, seed: int = SEED) -> dict[str, Any]:
 
 
 def extras_for(loss: LossBase, batch: int, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Per-call extras the loss declares: dataset row indices and the epoch."""
-    available = {"sample_index": torch.arange(batch, device=device), "epoch": 1}
+    """Per-call extras the loss declares: dataset row indices and the epoch (past a warm-up it declares,
+    so the checks see the whole loss, not the warm-up's)."""
+    epoch = max(1, int(getattr(loss, "first_checkpoint_epoch", 0)))
+    available = {"sample_index": torch.arange(batch, device=device), "epoch": epoch}
     return {k: v for k, v in available.items() if k in loss.needs & CALL_NEEDS}
 
 

@@ -117,3 +117,10 @@ def test_betti_matching_dims_can_be_chosen_from_a_loss_spec() -> None:
         assert make_loss(spec.name, dict(spec.params)).dims == dims
     with pytest.raises(SpecError, match="one of 0, 1, 0,1"):
         ObjectiveSpec.parse("betti-matching:dims=2")
+
+
+def test_conformance_checks_call_a_warm_up_loss_past_its_warm_up() -> None:
+    from lossbench.conformance import extras_for
+
+    assert extras_for(make_loss("betti-matching"), 4) == {"epoch": 10}  # Dice + Betti matching, not Dice alone
+    assert extras_for(make_loss("betti-matching", {"warmup": 0}), 4) == {}  # no warm-up: no epoch needed
