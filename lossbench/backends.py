@@ -14,11 +14,6 @@ from typing import Any
 
 from lossbench.errors import UserError
 
-try:
-    from distributed.diagnostics.plugin import WorkerPlugin as _WorkerPlugin
-except ImportError:  # dask is optional
-    _WorkerPlugin = object  # type: ignore[assignment,misc]
-
 BACKENDS = ("loky", "dask")
 
 
@@ -71,7 +66,7 @@ def parallel_backend(config: BackendConfig) -> Iterator[dict[str, Any]]:
                                        **extra)
             client = Client(cluster)
             if config.gpu:
-                client.register_plugin(PinGPU())
+                client.register_plugin(pin_gpu_plugin())
     except (OSError, TimeoutError) as exc:
         raise UserError(f"Cannot reach the dask scheduler {config.scheduler!r} ({exc}).",
                         "Check the address, or drop --scheduler to start a local cluster.") from None
@@ -126,20 +121,22 @@ def register_dask_backend() -> None:
     register_parallel_backend(DASK_BACKEND, DaskBackend)
 
 
-class PinGPU(_WorkerPlugin):
-    """dask worker plugin: a local worker named ``i`` uses CUDA device ``i mod device_count``.
+def pin_gpu_plugin() -> Any:
+    """A dask worker plugin: a local worker named ``i`` uses CUDA device ``i mod device_count``.
 
     LocalCluster workers all see every GPU; without pinning they would all share device 0.
     Workers started by hand (docs/distributed.md) get one GPU each from CUDA_VISIBLE_DEVICES instead.
+    Defined on demand: importing dask.distributed costs every worker process a quarter of a second.
     """
+    from distributed.diagnostics.plugin import WorkerPlugin
 
-    name = "lossbench-pin-gpu"
+    class PinGPU(WorkerPlugin):  # type: ignore[misc]
+        name = "lossbench-pin-gpu"
 
-    def setup(self, worker: Any) -> None:
-        import torch
+        def setup(self, worker: Any) -> None:
+            import torch
 
-        if torch.cuda.is_available() and str(worker.name).isdigit():
-            torch.cuda.set_device(int(worker.name) % torch.cuda.device_count())
+            if torch.cuda.is_available() and str(worker.name).isdigit():
+                torch.cuda.set_device(int(worker.name) % torch.cuda.device_count())
 
-    def teardown(self, worker: Any) -> None:
-        pass
+    return PinGPU()
