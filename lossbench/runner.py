@@ -184,8 +184,8 @@ def dispatch(
     marker_dir: str | None = None,
     vectorize_seeds: bool = False,
     sizes: Mapping[str, int] | None = None,
-) -> Iterator[TrialResult]:
-    """Run trials in parallel workers and yield each result as soon as it finishes.
+) -> Iterator[list[TrialResult]]:
+    """Run trials in parallel workers and yield the results of each unit as soon as it finishes.
 
     When a loky worker dies mid-trial (killed, segfault, out of memory), the pool breaks:
     the trials that were in flight are retried once, each alone in a fresh worker, and
@@ -199,7 +199,7 @@ def dispatch(
     units = cells(pending, vectorize_seeds)
     if backend.name == "loky" and (backend.n_jobs == 1 or len(units) <= 1):
         for unit in units:
-            yield from _worker_execute(unit, run_id, "sequential", None, vectorize_seeds)
+            yield _worker_execute(unit, run_id, "sequential", None, vectorize_seeds)
         return
     units = largest_first(units if vectorize_seeds else by_split(pending), sizes or {})
     failures: tuple[type[BaseException], ...] = (BrokenProcessPool,)
@@ -221,9 +221,8 @@ def dispatch(
                 for results in Parallel(return_as="generator_unordered", **kwargs)(
                     delayed(_worker_execute)(unit, run_id, backend.name, markers, vectorize_seeds) for unit in remaining
                 ):
-                    for result in results:
-                        received.add(result.row["trial_id"])
-                        yield result
+                    received.update(result.row["trial_id"] for result in results)
+                    yield results
                 return
             except failures as exc:
                 failure = exc
@@ -236,7 +235,7 @@ def dispatch(
         if backend.name == "loky":
             suspects = in_flight_trials(markers, unfinished) or unfinished[:1]
             for spec in suspects:
-                yield run_isolated(spec, run_id, backend, reason=reason)
+                yield [run_isolated(spec, run_id, backend, reason=reason)]
         else:
             suspects = dead
             if not suspects:
@@ -247,8 +246,8 @@ def dispatch(
             else:
                 unidentified = 0
             for spec in suspects:
-                yield crashed(spec, run_id, "dask", 1 + backend.retries,
-                              f"dask worker died running this trial ({type(failure).__name__}: {reason})")
+                yield [crashed(spec, run_id, "dask", 1 + backend.retries,
+                               f"dask worker died running this trial ({type(failure).__name__}: {reason})")]
         done = {s.trial_id for s in suspects}
         remaining = [u2 for u2 in ([s for s in u if s.trial_id not in done] for u in unfinished_units) if u2]
 
@@ -348,13 +347,16 @@ def run(
     # The lock comes first: a second run into the same directory is refused before it writes anything.
     with store.lock(), store.marker_dir(run_id) as markers:
         store.record_run(manifest_entry(run_id, the_plan.suite, the_plan, options or {}))
-        for result in dispatch(the_plan.pending, (backend or BackendConfig()).validate(), run_id, markers,
-                               vectorize_seeds=vectorize_seeds, sizes=the_plan.data_sizes):
-            store.write_examples(result.row["trial_id"], result.examples)  # before the row that makes them visible
-            store.append([result.row], result.curves, run_id)
-            rows.append(result.row)
-            if on_result is not None:
-                on_result(result)
+        for results in dispatch(the_plan.pending, (backend or BackendConfig()).validate(), run_id, markers,
+                                vectorize_seeds=vectorize_seeds, sizes=the_plan.data_sizes):
+            for result in results:  # examples before the rows that make them visible
+                store.write_examples(result.row["trial_id"], result.examples)
+            # one fragment per unit of work: fewer files to write now and to compact at the end
+            store.append([r.row for r in results], [c for r in results for c in r.curves], run_id)
+            for result in results:
+                rows.append(result.row)
+                if on_result is not None:
+                    on_result(result)
         entry = next(r for r in store.read_manifest()["runs"] if r.get("run_id") == run_id)
         entry["ended_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
         entry["status_counts"] = _counts(rows)
