@@ -228,7 +228,8 @@ def train_stacked(
     # Every seed's validation split in one stacked forward per epoch, when their sizes agree (they do for
     # the same split fractions); otherwise each seed's own view.
     vals = [p.val for p in prepared]
-    X_val = stacked_split([v.X for v in vals], stacked.n_in) if all(vals) and len({len(v) for v in vals}) == 1 else None
+    same_size = all(v is not None for v in vals) and len({len(v) for v in vals}) == 1  # type: ignore[arg-type]
+    X_val = stacked_split([v.X for v in vals], stacked.n_in) if same_size else None  # type: ignore[union-attr]
     start = time.perf_counter()
     for epoch in range(epochs):
         if not any(active):
