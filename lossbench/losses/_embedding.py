@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossbench.errors import LossInputError
+from lossbench.losses.base import outside
 
 #: A large finite negative: masked logits stay finite, so gradients never meet inf - inf.
 NEG = -1e9
@@ -65,7 +66,7 @@ class Proxies(nn.Module):
 
 
 def check_labels(name: str, y: torch.Tensor, n_classes: int) -> None:
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+    if outside(y, 0, n_classes - 1):
         raise LossInputError(
             f"Loss {name!r} has {n_classes} class proxies but got labels in [{int(y.min())}, {int(y.max())}].",
             "Build it with n_classes = the number of training classes (labels 0..K-1).",

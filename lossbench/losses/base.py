@@ -203,7 +203,7 @@ class LossBase(nn.Module):
                 )
             if input.shape[0] == 0:
                 raise LossInputError(f"Loss {name!r} got an empty batch.")
-            if target.numel() and (int(target.min()) < 0 or int(target.max()) >= input.shape[1]):
+            if outside(target, 0, input.shape[1] - 1):
                 raise LossInputError(
                     f"Loss {name!r} got labels outside [0, {input.shape[1] - 1}]: min {int(target.min())}, "
                     f"max {int(target.max())}."
@@ -275,6 +275,12 @@ class LossBase(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.params.items())
+
+
+def outside(values: torch.Tensor, low: int, high: int) -> bool:
+    """True when an integer tensor holds a value outside [low, high]: one host sync (the message's
+    min and max are read only when there is an error to report)."""
+    return bool(values.numel()) and bool(((values < low) | (values > high)).any())
 
 
 def is_binary(input: torch.Tensor) -> bool:

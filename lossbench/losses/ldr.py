@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.errors import LossInputError
-from lossbench.losses.base import LossBase, LossInfo, Param, softmax_rows
+from lossbench.losses.base import LossBase, LossInfo, Param, outside, softmax_rows
 from lossbench.losses.registry import register_loss
 
 CITATION = (
@@ -136,7 +136,7 @@ class ALDRKLLoss(LossBase):
             raise LossInputError(
                 f"Loss 'aldr-kl' got {index.shape[0]} sample indices for a batch of {input.shape[0]}."
             )
-        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.lambdas.shape[0]):
+        if outside(index, 0, self.lambdas.shape[0] - 1):
             raise LossInputError(
                 f"Loss 'aldr-kl' got sample indices outside [0, {self.lambdas.shape[0] - 1}].",
                 "Pass n_samples = the size of the training set and the dataset row indices.",

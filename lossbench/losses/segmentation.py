@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.errors import LossInputError
-from lossbench.losses.base import LossBase, LossInfo, Param
+from lossbench.losses.base import LossBase, LossInfo, Param, outside
 from lossbench.losses.registry import register_loss
 
 SEG = frozenset({"segmentation"})
@@ -47,7 +47,7 @@ class MaskLoss(LossBase):
         if input.shape[0] == 0:
             raise LossInputError(f"Loss {name!r} got an empty batch.")
         top = max(input.shape[1], 2) - 1
-        if target.numel() and target.dtype != torch.bool and (int(target.min()) < 0 or int(target.max()) > top):
+        if target.dtype != torch.bool and outside(target, 0, top):
             raise LossInputError(
                 f"Loss {name!r} got mask values outside [0, {top}]: min {int(target.min())}, max {int(target.max())}.",
                 "Binary masks hold 0/1; with C logit maps, classes 0..C-1.",

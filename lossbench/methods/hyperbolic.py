@@ -22,12 +22,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lossbench.errors import UserError
 from lossbench.losses.base import Param
 from lossbench.methods.base import Batch, Method, MethodInfo, StepState, register_method
 from lossbench.methods.common import seeded_linear
 from lossbench.methods.heads import attach_forward
-from lossbench.models.cnn import split_features
+from lossbench.models.cnn import require_features
 
 CITATION = "Narayan & Patel, Hyp-OC: Hyperbolic One Class Classification for Face Anti-Spoofing, 2024 (arXiv 2404.14406)"
 ONE_CLASS = frozenset({"one-class", "binary"})  # binary: so base losses (declared binary) pair with it
@@ -123,10 +122,7 @@ class _HypOC(Method):
 
     def setup(self, model: nn.Module, prepared: object, loss: nn.Module, state: StepState, context: object = None
               ) -> None:
-        parts = split_features(model)
-        if parts is None:
-            raise UserError(f"{self.info.name} needs a model with a feature extractor and a linear head (cnn or mlp).")
-        extractor, head = parts
+        extractor, head = require_features(model, self.info.name, "cnn or mlp")
         self.generator = state.generator if state.generator is not None else torch.Generator().manual_seed(0)
         self.net = HypClassifier(extractor, head.in_features, int(self.dim), float(self.c), float(self.clip_r),
                                  self.generator)

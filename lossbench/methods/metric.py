@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from lossbench.errors import UserError
+from lossbench.losses._embedding import pair_masks
 from lossbench.losses.base import Param
 from lossbench.methods.base import Batch, Method, MethodContext, MethodInfo, StepState, register_method
 from lossbench.methods.common import beta
@@ -62,10 +63,9 @@ class Metrix(Method):
         feats = nn.Sequential(*list(model)[:-1])(x) if feature else None
         emb = model[-1](feats) if feature else model(x)
         clean = loss(emb, y)
-        same = y[:, None] == y[None, :]
-        eye = torch.eye(len(y), dtype=torch.bool, device=y.device)
-        p, has_p = random_partner(same & ~eye, state.generator)
-        n, has_n = random_partner(~same, state.generator)
+        positives, negatives = pair_masks(y)
+        p, has_p = random_partner(positives, state.generator)
+        n, has_n = random_partner(negatives, state.generator)
         keep = has_p & has_n
         if not bool(keep.any()):
             return clean

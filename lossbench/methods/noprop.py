@@ -32,12 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lossbench.errors import UserError
 from lossbench.losses.base import Param
 from lossbench.methods.base import Batch, Method, MethodInfo, StepState, register_method
 from lossbench.methods.common import BOTH
 from lossbench.methods.heads import attach_forward
-from lossbench.models.cnn import split_features
+from lossbench.models.cnn import require_features
 
 CITATION = ("Li, Teh, Pascanu, NoProp: Training Neural Networks without Back-propagation or Forward-propagation, "
             "2025 (arXiv 2503.24322)")
@@ -141,10 +140,7 @@ class NoPropDT(Method):
 
     def setup(self, model: nn.Module, prepared: object, loss: nn.Module, state: StepState, context: object = None
               ) -> None:
-        parts = split_features(model)
-        if parts is None:
-            raise UserError("noprop-dt needs a model with a feature extractor and a linear head (cnn or mlp).")
-        extractor, head = parts
+        extractor, head = require_features(model, "noprop-dt", "cnn or mlp")
         k = head.out_features
         g = state.generator if state.generator is not None else torch.Generator().manual_seed(0)
         blocks = [DenoiseBlock(reinitialised(extractor, g), head.in_features, k) for _ in range(self.T)]

@@ -25,6 +25,7 @@ from torch import nn
 
 from lossbench.errors import UserError
 from lossbench.losses.base import Param
+from lossbench.losses.segmentation import foreground_prob
 from lossbench.methods.base import Batch, Method, MethodContext, MethodInfo, StepState, register_method
 
 SEG = frozenset({"segmentation"})
@@ -105,7 +106,7 @@ class Pulaski(Method):
             raise UserError("Method 'pulaski' needs several rater masks per image.",
                             "Use a dataset with raters=, for example seg:vessels#raters=3.")
         self.raters = raters
-        self.kl_mean = 0.0
+        self.kl_mean: torch.Tensor | float = 0.0
 
     def step(self, model: nn.Module, batch: Batch, loss: nn.Module, state: StepState) -> torch.Tensor:
         r = self.raters[batch.index].to(batch.x.device)  # (B, R, H, W)
@@ -115,11 +116,12 @@ class Pulaski(Method):
         cond = r[torch.arange(len(r)), pick.to(r.device)]
         logits, kl = model.sample(batch.x, n, cond, state.generator)
         dist = samples_distance(torch.sigmoid(logits), r, float(self.blur), str(self.backend))
-        self.kl_mean = float(kl.mean().detach())
-        return dist.mean() / r[0, 0].numel() + self.w_lat * kl.mean()
+        kl_mean = kl.mean()
+        self.kl_mean = kl_mean.detach()  # read once, in record(): no host sync in the step
+        return dist.mean() / r[0, 0].numel() + self.w_lat * kl_mean
 
     def record(self) -> dict[str, float]:
-        return {"latent_kl": self.kl_mean}
+        return {"latent_kl": float(self.kl_mean)}
 
 
 @register_method
@@ -157,7 +159,7 @@ class SFDAEntropyKL(Method):
         self.recorded: dict[str, float] = {}
 
     def objective(self, logits: torch.Tensor) -> torch.Tensor:
-        p1 = torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, 1)[:, 1]
+        p1 = foreground_prob(logits)
         p = torch.stack([1 - p1, p1], dim=1)  # (B, 2, H, W)
         nu = torch.tensor([1 - self.nu_fg, self.nu_fg], dtype=p.dtype, device=p.device)
         ent = -(nu[None, :, None, None] * p * torch.log(p + 1e-10)).sum() / (p.sum() + 1e-10)

@@ -22,7 +22,7 @@ from lossbench.errors import UserError
 from lossbench.losses.base import Param
 from lossbench.methods.base import Batch, Method, MethodInfo, StepState, register_method
 from lossbench.methods.common import BOTH
-from lossbench.models.cnn import split_features
+from lossbench.models.cnn import require_features
 
 CITATION = "Prakash et al., SymFace: Additional Facial Symmetry Loss for Deep Face Recognition, 2024 (arXiv 2409.11816)"
 
@@ -57,10 +57,7 @@ class SymFace(Method):
 
     def setup(self, model: nn.Module, prepared: object, loss: nn.Module, state: StepState, context: object = None
               ) -> None:
-        parts = split_features(model)
-        if parts is None:
-            raise UserError("symface needs a model with a feature extractor and a linear head (the cnn family).")
-        self.extractor = parts[0]
+        self.extractor = require_features(model, "symface", "the cnn family")[0]
 
     def step(self, model: nn.Module, batch: Batch, loss: nn.Module, state: StepState) -> torch.Tensor:
         if batch.x.ndim != 4:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from lossbench.errors import UserError
 from lossbench.models.mlp import MLP
 from lossbench.models.registry import MODELS
 
@@ -84,6 +85,14 @@ def split_features(model: nn.Module) -> tuple[nn.Module, nn.Linear] | None:
     if isinstance(model, nn.Sequential) and len(model) > 1 and isinstance(model[-1], nn.Linear):
         return nn.Sequential(*list(model)[:-1]), model[-1]
     return None
+
+
+def require_features(model: nn.Module, method: str, families: str) -> tuple[nn.Module, nn.Linear]:
+    """``split_features`` for a method that cannot run without the split; a clear error otherwise."""
+    parts = split_features(model)
+    if parts is None:
+        raise UserError(f"{method} needs a model with a feature extractor and a linear head ({families}).")
+    return parts
 
 
 MODELS.register("cnn", cnn, params={"channels": [32, 64], "hidden": 0, "dropout": 0.0, "batch_norm": True,
