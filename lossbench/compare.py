@@ -264,7 +264,7 @@ class CompareResult:
 
     def to_dict(self) -> dict[str, Any]:
         def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-            return [{k: _jsonable(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+            return [{k: jsonable(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
 
         return {
             "metric": self.metric.name,
@@ -284,12 +284,13 @@ class CompareResult:
             "pairwise": records(self.pairwise),
             "friedman": None
             if self.friedman is None
-            else {k: _jsonable(v) for k, v in vars(self.friedman).items()},
+            else {k: jsonable(v) for k, v in vars(self.friedman).items()},
             "notes": self.notes,
         }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A numpy scalar as a plain Python value; NaN and inf as None (JSON has neither)."""
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating, float)):

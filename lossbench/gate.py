@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from lossbench import stats
-from lossbench.compare import KEY, MetricChoice, load_trials, metric_values
+from lossbench.compare import KEY, MetricChoice, jsonable, load_trials, metric_values
 from lossbench.errors import IncomparableError, InfrastructureError, UserError
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_USAGE, EXIT_INCOMPARABLE, EXIT_INFRA, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4, 5
@@ -67,7 +67,7 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-            return [{k: _jsonable(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
+            return [{k: jsonable(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
 
         return {
             "outcome": self.outcome,
@@ -84,16 +84,6 @@ class GateResult:
             "suite": records(self.suite),
             "notes": self.notes,
         }
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if math.isfinite(float(v)) else None
-    return v
 
 
 # -- comparability ----------------------------------------------------------------------------------
@@ -242,9 +232,11 @@ def run_gate(
     # a diverged or non-finite candidate is a quality failure: it counts as the worst seen on the dataset
     bad_cand = ~(usable["cand_status"].eq("ok") & np.isfinite(usable["cand"]))
     if bad_cand.any():
+        values = pd.concat([usable["base"], usable["cand"]])
+        finite = np.isfinite(values)  # an inf candidate is not a value seen: it is what is being scored
         worst = (
-            pd.concat([usable["base"], usable["cand"]])
-            .groupby(pd.concat([usable["dataset"], usable["dataset"]]))
+            values[finite]
+            .groupby(pd.concat([usable["dataset"], usable["dataset"]])[finite])
             .agg("min" if choice.higher_is_better else "max")
         )
         usable.loc[bad_cand, "cand"] = usable.loc[bad_cand, "dataset"].map(worst)
@@ -261,16 +253,11 @@ def run_gate(
         usable["d"] = sign * (usable["cand"] - usable["base"])
         cells, margin_source = _stat_cells(usable, choice, cal, alpha)
         suite = _suite_level(cells, alpha)
-    cells["n_failed"] = (
-        cells.apply(
-            lambda r: int(
-                ((pairs["dataset"] == r["dataset"]) & (pairs["loss"] == r["loss"]) & cand_failed).sum()
-            ),
-            axis=1,
-        )
-        if n_failed
-        else 0
-    )
+    if n_failed:
+        failed = pairs[cand_failed].groupby(["dataset", "loss"]).size()  # counted once, not per cell
+        cells["n_failed"] = [int(failed.get((d, loss), 0)) for d, loss in zip(cells["dataset"], cells["loss"], strict=True)]
+    else:
+        cells["n_failed"] = 0
     outcome, code = _outcome(cells, suite, strict)
     return GateResult(
         mode, choice, outcome, code, cells, suite, alpha, margin_source, strict, n_failed, notes

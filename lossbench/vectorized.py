@@ -34,7 +34,7 @@ from lossbench.methods.base import Batch, Method, StepState
 from lossbench.metrics import METRICS
 from lossbench.models.mlp import MLP
 from lossbench.tasks.base import Prepared, TaskType
-from lossbench.tasks.classification import proba_from_logits
+from lossbench.tasks.classification import TabularClassification, proba_from_logits
 from lossbench.train import Diverged, TrainResult, TrialTimeout, batch_order, make_optimizer
 
 
@@ -225,11 +225,12 @@ def train_stacked(
     n = X.shape[1]
     X_flat, y_flat = X.reshape(S * n, -1), y.reshape(-1)
     offsets = (torch.arange(S, device=X.device) * n)[:, None]
-    # Every seed's validation split in one stacked forward per epoch, when their sizes agree (they do for
-    # the same split fractions); otherwise each seed's own view.
+    # Classification: every seed's validation split in one stacked forward per epoch, when their sizes agree
+    # (they do for the same split fractions). Other tasks (retrieval embeddings) evaluate each seed's view.
     vals = [p.val for p in prepared]
     same_size = all(v is not None for v in vals) and len({len(v) for v in vals}) == 1  # type: ignore[arg-type]
-    X_val = stacked_split([v.X for v in vals], stacked.n_in) if same_size else None  # type: ignore[union-attr]
+    stack_val = same_size and isinstance(task, TabularClassification)
+    X_val = stacked_split([v.X for v in vals], stacked.n_in) if stack_val else None  # type: ignore[union-attr]
     start = time.perf_counter()
     for epoch in range(epochs):
         if not any(active):
@@ -249,34 +250,35 @@ def train_stacked(
             flat = (idx.to(X.device) + offsets).reshape(-1)
             xb = X_flat.index_select(0, flat).view(S, -1, X.shape[2])  # one gather for all seeds
             yb = y_flat.index_select(0, flat).view(S, -1)
+            seeds_on = [s for s in range(S) if active[s]]  # a stopped seed is masked: its best epoch is restored
+            if not seeds_on:
+                break  # every seed diverged in this epoch
             optimizer.zero_grad(set_to_none=True)
             logits = stacked(xb, generators)
-            seeds_on = [s for s in range(S) if active[s]]  # a stopped seed is masked: its best epoch is restored
             if shared is not None:
                 objective = shared_objective(shared, logits, yb)
                 objective = objective if len(seeds_on) == S else objective[seeds_on]
-            elif seeds_on:
+            else:
                 values = []
                 for s in seeds_on:
                     batch = Batch(xb[s, :, : stacked.n_features[s]], yb[s], idx[s])
                     values.append(losses[s](logits[s], yb[s], **methods[s].loss_kwargs(losses[s], batch, states[s])))
                 objective = torch.stack(values)
-            if seeds_on:
-                read = objective.detach().tolist()  # one host sync for every seed
-                finite = [math.isfinite(v) for v in read]
-                for s, v, ok in zip(seeds_on, read, finite, strict=True):
-                    if not ok:
-                        results[s] = Diverged(f"training objective became {v} at epoch {epoch}, step {states[s].step}")
-                        active[s] = False
-                    else:
-                        totals[s] += v * idx.shape[1]
-                # seeds share no weights: each slice's gradient is its own loss's; a diverged seed is left out
-                if all(finite):
-                    objective.sum().backward()
-                elif any(finite):
-                    objective[torch.tensor(finite, device=objective.device)].sum().backward()
-                if any(finite):
-                    optimizer.step()
+            read = objective.detach().tolist()  # one host sync for every seed
+            finite = [math.isfinite(v) for v in read]
+            for s, v, ok in zip(seeds_on, read, finite, strict=True):
+                if not ok:
+                    results[s] = Diverged(f"training objective became {v} at epoch {epoch}, step {states[s].step}")
+                    active[s] = False
+                else:
+                    totals[s] += v * idx.shape[1]
+            # seeds share no weights: each slice's gradient is its own loss's; a diverged seed is left out
+            if all(finite):
+                objective.sum().backward()
+            elif any(finite):
+                objective[torch.tensor(finite, device=objective.device)].sum().backward()
+            if any(finite):
+                optimizer.step()
             count += idx.shape[1]
             for s in range(S):
                 states[s].step += 1
@@ -285,7 +287,6 @@ def train_stacked(
             stacked.eval()
             with torch.no_grad():
                 probas = proba_from_logits(stacked(X_val))
-            stacked.train()
         for s in range(S):
             if not active[s]:
                 continue
@@ -295,7 +296,7 @@ def train_stacked(
             res.curves.append({"split": "train", "metric": "loss", "step": epoch, "value": totals[s] / max(count, 1)})
             if prepared[s].val is None:
                 continue
-            given = {} if probas is None else {"proba": probas[s]}  # the classification task takes them
+            given = {} if probas is None else {"proba": probas[s]}
             score = task.evaluate(views[s], prepared[s], "val", (primary_metric,), **given)[primary_metric]
             res.curves.append({"split": "val", "metric": primary_metric, "step": epoch, "value": score})
             if epoch < int(getattr(losses[s], "first_checkpoint_epoch", 0)):  # as in train.train

@@ -149,3 +149,17 @@ def test_one_loss_call_serves_every_seed_only_for_a_stateless_per_sample_loss() 
     focal = built("focal", same)[0]
     expected = torch.stack([focal(logits[s], y[s]) for s in range(3)])
     torch.testing.assert_close(shared_objective(focal, logits, y), expected)
+
+
+def test_a_retrieval_cell_under_vectorize_seeds_evaluates_each_seed_as_its_task_does(tmp_path: Path) -> None:
+    suite = parse_suite({
+        "name": "vec-retrieval", "version": "1", "task": "retrieval", "datasets": ["sklearn:digits"],
+        "losses": ["contrastive"], "seeds": 2, "primary_metric": "recall_at_1", "metrics": ["map_at_r"],
+        "model": {"family": "mlp", "hidden": [32], "dropout": 0.0},
+        "training": {"epochs": 2, "batch_size": 64, "patience": 0},
+    }, "vec.toml")
+    per_seed = rows(tmp_path, suite, "per-seed", False)
+    stacked = rows(tmp_path, suite, "stacked", True)
+    assert set(stacked["status"]) == {"ok"}, list(stacked["error_msg"])
+    pd.testing.assert_frame_equal(per_seed[["m_recall_at_1"]], stacked[["m_recall_at_1"]],
+                                  check_exact=False, atol=1e-4, rtol=0)
