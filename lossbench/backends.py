@@ -1,7 +1,7 @@
 """Where trials run: joblib's loky processes on this machine, or a dask.distributed cluster.
 
 Both stream results back as they finish (``return_as="generator_unordered"``), so
-the driver writes each row at once whatever the backend.
+the driver writes the rows of each unit of work as soon as it returns, whatever the backend.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Layout::
 
     RESULTS/
       manifest.json                 schema version and one entry per run (argv, suite, versions, git sha)
-      trials/part-<run>-<n>.parquet one file per finished trial (or per compaction)
+      trials/part-<run>-<n>.parquet one file per finished unit of work (or per compaction)
       metrics/part-<run>-<n>.parquet per-epoch curves, long format
       examples/<trial_id>.npz       a few test predictions of an ok trial (segmentation), for report plots
 
@@ -263,10 +263,9 @@ class ResultStore:
         return set(trials["trial_id"])
 
     def compact(self, run_id: str) -> None:
-        """Merge many one-trial fragments into one file; safe to kill at any point (reads de-duplicate).
+        """Merge the run's many small fragments into one file; safe to kill at any point (reads de-duplicate).
 
-        Streams one fragment at a time into the merged file: after a long run there are thousands of
-        fragments, and holding them all at once made compaction the driver's memory peak.
+        See ``merge_fragments`` for how the driver's memory stays bounded.
         """
         for kind, folder in (("trials", self.trials_dir), ("metrics", self.metrics_dir)):
             files = self.fragments(kind)

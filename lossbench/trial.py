@@ -67,7 +67,8 @@ def prepare_cached(task: Any, data: Dataset, spec: TrialSpec) -> Any:
     By the pairing invariant every loss of one (dataset, seed) gets the same split and preprocessing,
     so a worker running several losses of one seed fits them once. Each trial gets its own deep copy.
     """
-    key = (spec.task, spec.dataset, data.content_hash, str(spec.seed), canonical_json(spec.config))
+    # spec.data_hash: _setup has just checked it against the data (hashing it again costs a pass over it)
+    key = (spec.task, spec.dataset, spec.data_hash, str(spec.seed), canonical_json(spec.config))
     if key in _PREPARED:
         return copy.deepcopy(_PREPARED[key])
     prepared = task.prepare(data, spec)

@@ -147,6 +147,15 @@ def test_partial_failures_are_counted_and_diverged_counts_as_worst(tmp_path, bas
     assert cells.loc[("d1", "poly"), "verdict"] == "REGRESSION" and res.exit_code == 1
 
 
+def test_an_infinite_candidate_value_counts_as_the_worst_finite_value_seen(tmp_path, base):
+    values = candidate(base)
+    values[1, 2, :] = -np.inf  # higher is better: -inf as "the worst value seen" made the cell inconclusive
+    write_results(tmp_path / "cand", values, losses=LOSSES)
+    res = run_gate([tmp_path / "base"], [tmp_path / "cand"])
+    assert res.cells.set_index(["dataset", "loss"]).loc[("d1", "poly"), "verdict"] == "REGRESSION"
+    assert res.exit_code == 1
+
+
 def test_exact_mode(tmp_path, base):
     write_results(tmp_path / "cand", base, losses=LOSSES)
     assert run_gate([tmp_path / "base"], [tmp_path / "cand"], mode="exact").exit_code == 0

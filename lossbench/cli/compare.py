@@ -68,8 +68,8 @@ def compare_command(
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples.")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
 ) -> None:
-    """Compare losses per dataset (mean ± 95% CI, paired Δ to the baseline with a bootstrap CI, P(better),
-    Cliff's δ) and across datasets (average ranks, Friedman / Iman–Davenport, pairwise Wilcoxon + Holm,
+    """Compare losses per dataset (mean ± CI, 95% unless --confidence; paired Δ to the baseline with a
+    bootstrap CI, P(better), Cliff's δ) and across datasets (average ranks, Friedman / Iman–Davenport, pairwise Wilcoxon + Holm,
     win/tie/loss within a practical-equivalence margin).
 
     Exit codes: 0 done; 2 usage error or unreadable input; 3 results not comparable (schema version, or

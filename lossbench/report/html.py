@@ -107,7 +107,7 @@ def render_html(
         parts += ["<h2>Example predictions</h2>", *example_figures]
     parts += [
         "<h2>Per dataset</h2>",
-        '<p class="note">Mean ± 95% CI over seeds; Δ = loss − baseline over paired seeds with a '
+        f'<p class="note">Mean ± {tables.ci_label(result)} over seeds; Δ = loss − baseline over paired seeds with a '
         "bootstrap CI; P(better) = share of paired seeds the loss wins (ties ½).</p>",
         _table(tables.compare_dataset_rows(result)),
     ]

@@ -84,6 +84,11 @@ def compare_summary_rows(result: CompareResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def ci_label(result: CompareResult) -> str:
+    """"95% CI" at the default ``--confidence``; what was computed otherwise."""
+    return f"{100 * result.confidence:g}% CI"
+
+
 def compare_dataset_rows(result: CompareResult) -> pd.DataFrame:
     rows = []
     for r in result.per_dataset.to_dict(orient="records"):
@@ -94,7 +99,7 @@ def compare_dataset_rows(result: CompareResult) -> pd.DataFrame:
                 "loss": r["loss"],
                 "n": str(r["n"]),
                 "mean": fmt(r["mean"]),
-                "95% CI": _ci(r["ci_low"], r["ci_high"]),
+                ci_label(result): _ci(r["ci_low"], r["ci_high"]),
                 "Δ vs baseline": "–" if base else fmt(r["diff"]),
                 "Δ CI": "–" if base else _ci(r["diff_low"], r["diff_high"]),
                 "P(better)": "–"
@@ -144,7 +149,7 @@ def compare_tables(result: CompareResult) -> list[Table]:
         ),
         _rich(
             compare_dataset_rows(result),
-            "Per dataset: mean ± 95% CI over seeds, paired Δ = loss − baseline",
+            f"Per dataset: mean ± {ci_label(result)} over seeds, paired Δ = loss − baseline",
             caption="P(better) = share of paired seeds where the loss beats the baseline (ties ½), "
             "with a bootstrap CI",
         ),
