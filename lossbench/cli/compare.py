@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from lossbench.cli.console import make_console
-from lossbench.cli.output import OutputFormat, render, user_errors
+from lossbench.cli.errors import user_errors
+from lossbench.cli.output import OutputFormat, render
 
 
 class OnMissing(str, Enum):
@@ -69,8 +70,8 @@ def compare_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
 ) -> None:
     """Compare losses per dataset (mean ± CI, 95% unless --confidence; paired Δ to the baseline with a
-    bootstrap CI, P(better), Cliff's δ) and across datasets (average ranks, Friedman / Iman–Davenport, pairwise Wilcoxon + Holm,
-    win/tie/loss within a practical-equivalence margin).
+    bootstrap CI, P(better), Cliff's δ) and across datasets (average ranks, Friedman / Iman–Davenport,
+    pairwise Wilcoxon + Holm, win/tie/loss within a practical-equivalence margin).
 
     Exit codes: 0 done; 2 usage error or unreadable input; 3 results not comparable (schema version, or
     missing cells under --on-missing error).

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import typer
@@ -25,15 +26,22 @@ def report_error(exc: UserError) -> None:
     err_console.print(text, markup=True)
 
 
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Render a UserError as one red line plus its fix and exit with its documented code, no traceback."""
+    try:
+        yield
+    except UserError as exc:
+        report_error(exc)
+        raise typer.Exit(exc.exit_code) from None
+
+
 def handles_errors(fn: F) -> F:
     """Wrap a command so a :class:`UserError` prints one line and exits with its code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with user_errors():
             return fn(*args, **kwargs)
-        except UserError as exc:
-            report_error(exc)
-            raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from lossbench.cli.console import make_console
-from lossbench.cli.output import OutputFormat, render, user_errors, write_text
+from lossbench.cli.errors import user_errors
+from lossbench.cli.output import OutputFormat, render, write_text
 from lossbench.errors import UserError
 
 

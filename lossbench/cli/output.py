@@ -1,30 +1,15 @@
-"""Shared plumbing for the compare, gate and calibrate verbs: error scope and file output."""
+"""Shared plumbing for the compare, gate and calibrate verbs: file output and rendering (errors: ``cli.errors``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import typer
 from rich.console import Console
 
-from lossbench.cli.errors import report_error
 from lossbench.errors import UserError
-
-T = TypeVar("T")
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Render a UserError as one red line plus its fix and exit with its documented code, no traceback."""
-    try:
-        yield
-    except UserError as exc:
-        report_error(exc)
-        raise typer.Exit(exc.exit_code) from None
 
 
 def write_text(path: Path, text: str, append: bool = False) -> None:
@@ -45,10 +30,6 @@ def emit(text: str, out: Path | None, console: Console) -> None:
     else:
         write_text(out, text)
 
-
-def call(fn: Callable[[], T]) -> T:
-    with user_errors():
-        return fn()
 
 
 class OutputFormat(str, Enum):
