@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.losses import LOSSES, make_loss
-from lossbench.losses.base import CALL_NEEDS, LossBase
+from lossbench.losses.base import CALL_NEEDS, LossBase, first_checkpoint
 
 EXTREME = 1e4
 N_SAMPLES = 64
@@ -78,7 +78,7 @@ def context(k: int, seed: int = SEED) -> dict[str, Any]:
 def extras_for(loss: LossBase, batch: int, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Per-call extras the loss declares: dataset row indices and the epoch (past a warm-up it declares,
     so the checks see the whole loss, not the warm-up's)."""
-    epoch = max(1, int(getattr(loss, "first_checkpoint_epoch", 0)))
+    epoch = max(1, first_checkpoint(loss))
     available = {"sample_index": torch.arange(batch, device=device), "epoch": epoch}
     return {k: v for k, v in available.items() if k in loss.needs & CALL_NEEDS}
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lossbench.losses.base import first_checkpoint
 from lossbench.methods.base import Batch, Method, MethodContext, StepState
 from lossbench.metrics import METRICS
 from lossbench.tasks.base import Prepared, TaskType
@@ -45,6 +46,11 @@ def iterate_batches(n: int, batch_size: int, seed: int, epoch: int) -> Iterator[
         if len(chunk) < 2 and n >= 2:
             continue  # a 1-row batch breaks batch norm and batch-level losses; its rows recur next epoch
         yield chunk
+
+
+def step_state(seed: int) -> StepState:
+    """A trial's per-step state; its generator (mixup draws, partners, ...) is a function of the seed only."""
+    return StepState(generator=torch.Generator(device="cpu").manual_seed(seed + 7919))
 
 
 def make_optimizer(params: list[nn.Parameter], training: Mapping[str, Any]) -> torch.optim.Optimizer:
@@ -86,7 +92,7 @@ def train(
     epochs = int(training.get("epochs", 30))
     batch_size = int(training.get("batch_size", 64))
     patience = int(training.get("patience", 10))
-    state = StepState(generator=torch.Generator(device="cpu").manual_seed(seed + 7919))
+    state = step_state(seed)
 
     def fit(other: nn.Module, other_loss: nn.Module, other_method: Method) -> TrainResult:
         # Same loop, configuration, seed and deadline: a teacher sees the same batches as the student.
@@ -103,7 +109,7 @@ def train(
     metric = METRICS.get(primary_metric)
     sign = 1.0 if metric.greater_is_better else -1.0
     # A loss with a warm-up (betti-matching) is not yet itself before this epoch: no checkpoint, no patience.
-    first_checkpoint = int(getattr(loss, "first_checkpoint_epoch", 0))
+    first_epoch = first_checkpoint(loss)
     best_score, best_state, best_epoch, stale = -math.inf, None, 0, 0
     result = TrainResult()
     start = time.perf_counter()
@@ -129,7 +135,7 @@ def train(
             continue
         score = task.evaluate(model, prepared, "val", (primary_metric,))[primary_metric]
         result.curves.append({"split": "val", "metric": primary_metric, "step": epoch, "value": score})
-        if epoch < first_checkpoint:
+        if epoch < first_epoch:
             continue
         if math.isfinite(score) and sign * score > best_score:
             best_score, best_epoch, stale = sign * score, epoch, 0

@@ -29,13 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lossbench.losses.base import LossBase
-from lossbench.methods.base import Batch, Method, StepState
+from lossbench.losses.base import LossBase, first_checkpoint
+from lossbench.methods.base import Batch, Method
 from lossbench.metrics import METRICS
 from lossbench.models.mlp import MLP
 from lossbench.tasks.base import Prepared, TaskType
 from lossbench.tasks.classification import TabularClassification, proba_from_logits
-from lossbench.train import Diverged, TrainResult, TrialTimeout, batch_order, make_optimizer
+from lossbench.train import Diverged, TrainResult, TrialTimeout, batch_order, make_optimizer, step_state
 
 
 def unsupported_reason(models: Sequence[nn.Module], prepared: Sequence[Prepared], losses: Sequence[nn.Module],
@@ -209,7 +209,7 @@ def train_stacked(
     loss_params = [p for loss in losses for p in loss.parameters() if p.requires_grad]
     params = [p for p in [*stacked.parameters(), *loss_params] if p.requires_grad]
     optimizer = make_optimizer(params, training)
-    states = [StepState(generator=torch.Generator(device="cpu").manual_seed(seed + 7919)) for seed in seeds]
+    states = [step_state(seed) for seed in seeds]
 
     sign = 1.0 if METRICS.get(primary_metric).greater_is_better else -1.0
     shared = shared_loss(losses)
@@ -299,7 +299,7 @@ def train_stacked(
             given = {} if probas is None else {"proba": probas[s]}
             score = task.evaluate(views[s], prepared[s], "val", (primary_metric,), **given)[primary_metric]
             res.curves.append({"split": "val", "metric": primary_metric, "step": epoch, "value": score})
-            if epoch < int(getattr(losses[s], "first_checkpoint_epoch", 0)):  # as in train.train
+            if epoch < first_checkpoint(losses[s]):  # as in train.train
                 continue
             if math.isfinite(score) and sign * score > best_score[s]:
                 best_score[s], res.best_epoch, stale[s] = sign * score, epoch, 0

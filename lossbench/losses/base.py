@@ -283,6 +283,12 @@ def outside(values: torch.Tensor, low: int, high: int) -> bool:
     return bool(values.numel()) and bool(((values < low) | (values > high)).any())
 
 
+def first_checkpoint(loss: nn.Module) -> int:
+    """The first epoch at which ``loss`` is itself: a loss with a warm-up (``betti-matching``) declares
+    ``first_checkpoint_epoch``; checkpoints, patience and conformance checks start there."""
+    return int(getattr(loss, "first_checkpoint_epoch", 0))
+
+
 def is_binary(input: torch.Tensor) -> bool:
     """True for two-logit inputs (binary tasks: class 1 is the positive class)."""
     return input.ndim == 2 and input.shape[1] == 2
