@@ -246,6 +246,9 @@ def _setup(spec: TrialSpec, row: dict[str, Any]) -> Setup | TrialResult:
             part = getattr(prepared, name)
             if part is not None:
                 setattr(prepared, name, type(part)(part.X.to(dtype), part.y))
+        for key, value in prepared.info.items():  # side tensors the task evaluates with (a retrieval corpus)
+            if torch.is_tensor(value) and value.is_floating_point():
+                prepared.info[key] = value.to(dtype)
         model.to(dtype)
         loss.to(dtype)
     return Setup(task, prepared, model, loss, method, deadline, rng_state)

@@ -126,7 +126,8 @@ class _HypOC(Method):
         self.generator = state.generator if state.generator is not None else torch.Generator().manual_seed(0)
         self.net = HypClassifier(extractor, head.in_features, int(self.dim), float(self.c), float(self.clip_r),
                                  self.generator)
-        self.net.to(next(model.parameters()).device)
+        first = next(model.parameters())
+        self.net.to(device=first.device, dtype=first.dtype)  # float64 trials: the head follows the model
         self.mu: torch.Tensor | None = None
         attach_forward(model, "hyp_oc", self.net, self.net.forward)
 
