@@ -249,11 +249,8 @@ def _bounds(d: np.ndarray, looks: tuple[int, ...], design: Design) -> tuple[np.n
     """L(α/2), U(α/2), L(α), U(α) at each look: arrays of shape (rows, looks)."""
     a = design.cell_alpha
     b = boundaries(looks, design.max_seeds, (a / 2, a), design.spending)
-    n = np.asarray(looks)
-    cs = np.cumsum(d, axis=1)[:, n - 1]
-    cq = np.cumsum(d * d, axis=1)[:, n - 1]
-    mean = cs / n
-    sem = np.sqrt(np.maximum(cq - n * mean * mean, 0.0) / (n - 1) / n)
+    mean = np.stack([d[:, :n].mean(axis=1) for n in looks], axis=1)
+    sem = np.stack([d[:, :n].std(axis=1, ddof=1) / np.sqrt(n) for n in looks], axis=1)
     out = []
     for bk in b:
         with np.errstate(invalid="ignore"):  # inf · 0 where nothing is spent and nothing varies: set below
