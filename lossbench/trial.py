@@ -30,6 +30,7 @@ from lossbench.errors import DataError, UserError
 from lossbench.losses import LOSSES, make_loss
 from lossbench.methods import METHODS
 from lossbench.metrics import METRICS
+from lossbench.plugins import load_plugins
 from lossbench.provenance import device_name, environment
 from lossbench.sources import Dataset, load_dataset
 from lossbench.specs import TrialSpec, canonical_json, short_hash
@@ -366,35 +367,6 @@ def execute_cell(
         for c in result.curves:
             c["trial_id"] = result.row["trial_id"]
     return results
-
-
-def load_plugins(modules: tuple[str, ...] | list[str]) -> None:
-    """Import plug-ins named explicitly by the user: a module name, or a path to a ``.py`` file.
-
-    Importing them registers their losses; a path works in any worker, whatever its ``sys.path``.
-    """
-    import importlib
-    import importlib.util
-    import sys
-
-    for name in modules:
-        if name.endswith(".py"):
-            path = Path(name).resolve()
-            module_name = f"lossbench_plugin_{path.stem}"
-            if module_name in sys.modules:
-                continue
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            if spec is None or spec.loader is None or not path.is_file():
-                raise UserError(f"Cannot load plug-in file {name!r}.", "Check the path.")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            spec.loader.exec_module(module)
-            continue
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise UserError(f"Cannot import plug-in module {name!r} ({exc}).",
-                            "Check the module name and that it is on PYTHONPATH, or pass a .py file path.") from None
 
 
 def crashed(spec: TrialSpec, run_id: str, backend: str, attempt: int, reason: str) -> TrialResult:

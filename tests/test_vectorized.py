@@ -115,7 +115,7 @@ if NanOnSeed1.info.name not in LOSSES:
 
 
 def test_a_diverging_seed_is_recorded_and_the_other_seeds_train_on(tmp_path: Path) -> None:
-    from lossbench.trial import load_plugins
+    from lossbench.plugins import load_plugins
 
     plugin = tmp_path / "nan_loss.py"
     plugin.write_text(NAN_ON_SEED_1)
