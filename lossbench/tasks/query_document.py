@@ -1,11 +1,10 @@
 """Query–document retrieval with positives and hard negatives (the ``query-document`` loss task).
 
 Data: a pair :class:`~lossbench.sources.base.Dataset` (X columns ``query`` and ``document``, ``meta["kind"] ==
-"pairs"``), for example ``bundled:stdlib-docs``. Texts become hashed character 3–4-gram bags (scikit-learn's
-``HashingVectorizer``, deterministic murmur hashing, L2-normalised), encoded by a two-tower MLP
-(:class:`~lossbench.models.retrieval.DualEncoder`). With ``encoder = "minilm"`` the texts are instead embedded
-once by the frozen MiniLM sentence encoder (384-d, cached on disk; see :mod:`lossbench.sources.text_encoders`) and
-only a head on top is trained (model family ``minilm-head``).
+"pairs"``), for example ``bundled:stdlib-docs``. Texts become fixed features (:mod:`lossbench.text_features`):
+hashed character 3–4-gram bags, encoded by a two-tower MLP (:class:`~lossbench.models.retrieval.DualEncoder`), or
+with ``encoder = "minilm"`` the frozen MiniLM sentence embeddings (384-d, cached on disk), with only a head on top
+trained (model family ``minilm-head``).
 
 Rows (pairs) are split at random by the trial seed. Each training row carries H hard negatives: the training
 documents other than its own whose n-gram bag is most similar to the query (lexical hard negatives, as BM25
@@ -21,26 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.feature_extraction.text import HashingVectorizer
 
 from lossbench.sources.base import Dataset
-from lossbench.sources.text_encoders import encode_texts
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import Prepared, TensorSplit
-
-
-def text_features(texts: list[str], n_features: int) -> np.ndarray:
-    vec = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 4), n_features=n_features, alternate_sign=False,
-                            norm="l2", lowercase=True)
-    return vec.transform(texts).toarray().astype(np.float32)
-
-
-def pair_features(texts: list[str], options: dict[str, Any]) -> np.ndarray:
-    """Fixed (n, F) unit-norm text features: hashed n-grams (``encoder = "ngram"``) or a frozen sentence encoder."""
-    encoder = str(options.get("encoder", "ngram"))
-    if encoder == "ngram":
-        return text_features(texts, int(options.get("text_features", 2048)))
-    return encode_texts(texts, encoder)
+from lossbench.text_features import text_features
 
 
 def hard_negatives(q: np.ndarray, docs: np.ndarray, own: np.ndarray, pool: np.ndarray, h: int) -> np.ndarray:
@@ -54,8 +38,9 @@ def hard_negatives(q: np.ndarray, docs: np.ndarray, own: np.ndarray, pool: np.nd
 def prepare_pairs(data: Dataset, spec: TrialSpec, options: dict[str, Any]) -> Prepared:
     split = spec.config.get("split", {})
     h = int(options.get("hard_negatives", 3))
-    queries = pair_features(data.X["query"].astype(str).tolist(), options)
-    docs = pair_features(data.X["document"].astype(str).tolist(), options)
+    encoder, width = str(options.get("encoder", "ngram")), int(options.get("text_features", 2048))
+    queries = text_features(data.X["query"].astype(str).tolist(), encoder, width)
+    docs = text_features(data.X["document"].astype(str).tolist(), encoder, width)
     n_feat = int(docs.shape[1])
     n = len(docs)
     rng = np.random.default_rng(spec.seed)

@@ -26,11 +26,11 @@ from lossbench.metrics import METRICS
 from lossbench.metrics.retrieval import RANKING
 from lossbench.models import MODELS
 from lossbench.sources.base import Dataset
-from lossbench.sources.text_encoders import ENCODERS
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType
 from lossbench.tasks.classification import make_preprocessor, split_indices, to_split
 from lossbench.tasks.query_document import embed_pairs, pair_relevance, prepare_pairs
+from lossbench.text_features import ENCODERS
 
 OPTIONS: dict[str, tuple[type, Any]] = {
     "class_split": (str, "random"),

