@@ -22,6 +22,7 @@ from lossbench.models import MODELS
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType, TensorSplit
+from lossbench.tasks.label_noise import inject_label_noise, parse_noise
 
 #: One row per split (train, validation, test) at least, or stratification fails.
 MIN_CLASS_ROWS = 3
@@ -100,29 +101,8 @@ def to_split(X: np.ndarray, y: np.ndarray) -> TensorSplit:
     return TensorSplit(torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long))
 
 
-NOISE_TYPES = ("symmetric", "asymmetric")
 #: How ``*_tuned`` metrics pick the threshold; recorded in every row as ``threshold_rule``.
 THRESHOLD_RULE = "max-on-val"
-
-
-def inject_noise(y: np.ndarray, n_classes: int, kind: str, rate: float, seed: int) -> np.ndarray:
-    """Corrupt training labels; returns a new array. Seeded by the trial seed, so every loss sees the same noise.
-
-    symmetric: each label, with probability ``rate``, becomes one of the *other* classes uniformly.
-    asymmetric: each label of class c, with probability ``rate``, becomes class (c + 1) mod K (pair flipping);
-    on binary data only positives flip (to 0), the common under-reporting case.
-    """
-    rng = np.random.default_rng([seed, 0x6E6F6973])  # a stream of its own: the split and batches stay unchanged
-    flip = rng.random(len(y)) < rate
-    noisy = y.copy()
-    if kind == "symmetric":
-        offset = rng.integers(1, n_classes, size=len(y))  # never the true class
-        noisy[flip] = (y[flip] + offset[flip]) % n_classes
-    elif n_classes == 2:
-        noisy[flip & (y == 1)] = 0
-    else:
-        noisy[flip] = (y[flip] + 1) % n_classes
-    return noisy
 
 
 class TabularClassification(TaskType):
@@ -147,24 +127,12 @@ class TabularClassification(TaskType):
                             "Check the file and the target=/drop= options.")
 
     def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
-        """``[options]``: ``noise = {type = "symmetric" | "asymmetric", rate = 0.3}`` (training labels only)."""
+        """``[options]``: ``noise = {type = "symmetric" | "pair", rate = 0.3}`` (training labels only)."""
         for key in options:
             if key != "noise":
                 raise fail(key, "unknown option.", "The classification task accepts: noise.")
-        if "noise" not in options:
-            return
-        noise = options["noise"]
-        if not isinstance(noise, Mapping):
-            raise fail("noise", f"must be a table; got {noise!r}.", 'Write noise = {type = "symmetric", rate = 0.3}.')
-        extra = set(noise) - {"type", "rate"}
-        if extra:
-            raise fail(f"noise.{sorted(extra)[0]}", "unknown key.", "noise takes type and rate.")
-        if noise.get("type") not in NOISE_TYPES:
-            raise fail("noise.type", f"must be one of {', '.join(NOISE_TYPES)}; got {noise.get('type')!r}.",
-                       'Write type = "symmetric" or type = "asymmetric".')
-        rate = noise.get("rate")
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise fail("noise.rate", f"must be a number with 0 <= rate < 1; got {rate!r}.", "For example rate = 0.3.")
+        if "noise" in options:
+            parse_noise(options["noise"], fail)
 
     def prepare(self, data: Dataset, spec: TrialSpec) -> Prepared:
         split = spec.config.get("split", {})
@@ -177,10 +145,11 @@ class TabularClassification(TaskType):
         k = data.n_classes
         y_train = data.y[train_idx]
         record: dict[str, Any] = {"threshold_rule": THRESHOLD_RULE if k == 2 else "argmax"}
-        noise = spec.config.get("options", {}).get("noise")
-        if noise:
-            y_train = inject_noise(y_train, k, str(noise["type"]), float(noise["rate"]), spec.seed)
-            record.update(noise_type=str(noise["type"]), noise_rate=float(noise["rate"]),
+        table = spec.config.get("options", {}).get("noise")
+        if table:
+            noise = parse_noise(table, ValueError)
+            y_train, _ = inject_label_noise(y_train, k, noise, spec.seed, count="per-row")
+            record.update(noise_type=str(table["type"]), noise_rate=noise.rate,
                           noise_realised=float(np.mean(y_train != data.y[train_idx])))
         labels = {"train": y_train, "val": data.y[val_idx], "test": data.y[test_idx]}
         parts = {name: to_split(pre.transform(X.iloc[i]), labels[name]) for name, i in

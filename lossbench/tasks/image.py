@@ -34,7 +34,7 @@ from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType
 from lossbench.tasks.classification import split_indices, to_split
-from lossbench.tasks.label_noise import check_noise, inject_label_noise, long_tail_indices
+from lossbench.tasks.label_noise import inject_label_noise, long_tail_indices, parse_noise
 
 OPTION_KEYS = ("augment", "noise", "imbalance")
 
@@ -90,8 +90,8 @@ def _validate(options: Mapping[str, Any], fail: Fail, extra: tuple[str, ...] = (
     crop = aug.get("crop", 0)
     if isinstance(crop, bool) or not isinstance(crop, int) or crop < 0 or not isinstance(aug.get("flip", False), bool):
         raise fail("augment", "crop must be an integer >= 0 and flip a bool.")
-    if "noise" in options and (problem := check_noise(options["noise"])):
-        raise fail("noise", problem, "Example: noise = {type = \"symmetric\", rate = 0.2}")
+    if "noise" in options:
+        parse_noise(options["noise"], fail)
     imb = options.get("imbalance", 1)
     if isinstance(imb, bool) or not isinstance(imb, (int, float)) or imb < 1:
         raise fail("imbalance", f"must be a number >= 1 (n_head / n_tail); got {imb!r}.")
@@ -138,11 +138,10 @@ class ImageClassification(TaskType):
         if imbalance > 1:
             train_idx = train_idx[long_tail_indices(y[train_idx], k, imbalance, spec.seed)]
         info: dict[str, Any] = {}
-        noise = options.get("noise")
-        if noise and float(noise.get("rate", 0)) > 0:
+        noise = parse_noise(options["noise"], ValueError) if "noise" in options else None
+        if noise and noise.rate > 0:
             noisy_rows = np.concatenate([train_idx, val_idx])
-            y[noisy_rows], flipped = inject_label_noise(y[noisy_rows], k, float(noise["rate"]), spec.seed,
-                                                        str(noise.get("type", "symmetric")))
+            y[noisy_rows], flipped = inject_label_noise(y[noisy_rows], k, noise, spec.seed)
             info["n_noisy"] = int(flipped.sum())
         train_idx, val_idx, test_idx = self.restrict(y, train_idx, val_idx, test_idx)
         # per-channel statistics of the training rows only (1-D signals: one mean and std)
