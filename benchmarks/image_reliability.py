@@ -19,10 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from lossbench.losses import make_loss
-from lossbench.methods import METHODS
+from lossbench.objectives import build_loss, build_method, parse_objective
 from lossbench.report.reliability import save_reliability_diagrams
-from lossbench.specs import ObjectiveSpec, TrialSpec
+from lossbench.specs import TrialSpec
 from lossbench.suite import load_suite
 from lossbench.tasks import TASK_TYPES
 from lossbench.train import train
@@ -35,15 +34,15 @@ def predictions(suite_name: str, uri: str, seed: int, losses: list[str]) -> dict
     task = TASK_TYPES.get(suite.task)
     out = {}
     for text in losses:
-        obj = ObjectiveSpec.parse(text)
-        spec = TrialSpec(suite.name, suite.version, suite.task, uri, data.content_hash, str(obj), obj.version, seed,
+        obj = parse_objective(text)
+        spec = TrialSpec(suite.name, suite.version, suite.task, uri, data.content_hash, obj, seed,
                          config=suite.config, metrics=suite.metrics, primary_metric=suite.primary_metric)
         prepared = task.prepare(data, spec)
         torch.manual_seed(seed)  # as in the trial: weights from the seed alone
         model = task.build_model(prepared, spec)
         torch.manual_seed(seed + 1)
-        loss = make_loss(obj.loss_name, obj.param_dict if obj.kind == "loss" else {}, **prepared.loss_context(seed))
-        method = METHODS.get(obj.method_name)(**(obj.param_dict if obj.kind == "method" else {}))
+        loss = build_loss(obj, **prepared.loss_context(seed))
+        method = build_method(obj)
         train(task, model, prepared, loss, method, training=suite.training, seed=seed,
               primary_metric=suite.primary_metric, metrics=suite.metrics)
         final = method.finish(model, prepared)

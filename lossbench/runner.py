@@ -17,6 +17,7 @@ from joblib.externals.loky.process_executor import BrokenProcessPool
 
 from lossbench.backends import BackendConfig, parallel_backend
 from lossbench.errors import UserError
+from lossbench.objectives import parse_objective
 from lossbench.provenance import environment, versions
 from lossbench.sources import load_dataset
 from lossbench.specs import ObjectiveSpec, TrialSpec
@@ -38,13 +39,10 @@ class Plan:
     data_sizes: dict[str, int] = field(default_factory=dict)  # rows (or images) per dataset: a trial's relative cost
 
 
-def resolve_losses(suite: Suite, losses: Sequence[str] | None) -> list[str]:
-    chosen = [str(ObjectiveSpec.parse(x)) for x in losses] if losses else list(suite.losses)
-    seen: list[str] = []
-    for x in chosen:
-        if x not in seen:
-            seen.append(x)
-    return seen
+def resolve_losses(suite: Suite, losses: Sequence[str] | None) -> list[ObjectiveSpec]:
+    """The objectives to run: ``--loss`` specs (parsed once, here) or the suite's; duplicates dropped."""
+    chosen = [parse_objective(x) for x in losses] if losses else list(suite.objectives)
+    return list(dict.fromkeys(chosen))
 
 
 def resolve_datasets(
@@ -88,8 +86,7 @@ def expand(
             task=suite.task,
             dataset=uri,
             data_hash=data_hash,
-            loss=obj,
-            loss_version=ObjectiveSpec.parse(obj).version,
+            objective=obj,
             seed=seed,
             config=suite.config,
             metrics=tuple(suite.metrics),
@@ -138,7 +135,7 @@ def by_split(pending: Sequence[TrialSpec]) -> list[Unit]:
     """
     groups: dict[str, Unit] = {}
     for spec in pending:
-        groups.setdefault(replace(spec, loss="", loss_version="").trial_id, []).append(spec)
+        groups.setdefault(replace(spec, objective=ObjectiveSpec("")).trial_id, []).append(spec)
     return list(groups.values())
 
 

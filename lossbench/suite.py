@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lossbench.errors import SpecError, SuiteError
+from lossbench.specs import ObjectiveSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -71,7 +72,7 @@ class Suite:
     version: str
     task: str
     datasets: tuple[str, ...]
-    losses: tuple[str, ...]
+    objectives: tuple[ObjectiveSpec, ...]  # the losses and methods, parsed and validated
     primary_metric: str
     seeds: tuple[int, ...] = (0, 1, 2)
     metrics: tuple[str, ...] = ()
@@ -81,6 +82,11 @@ class Suite:
     split: Mapping[str, Any] = field(default_factory=lambda: dict(SPLIT_DEFAULTS))
     options: Mapping[str, Any] = field(default_factory=dict)
     path: str = ""
+
+    @property
+    def losses(self) -> tuple[str, ...]:
+        """The objectives as their canonical text (the ``loss`` column)."""
+        return tuple(str(o) for o in self.objectives)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -177,14 +183,16 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
             raise fail("seeds", "lists a seed twice.")
         seeds = tuple(seeds_raw)
 
-    from lossbench.specs import DatasetURI, ObjectiveSpec
+    from lossbench.objectives import parse_objective
+    from lossbench.specs import DatasetURI
 
-    canon_losses = []
+    objectives = []
     for text in losses:
         try:
-            canon_losses.append(str(ObjectiveSpec.parse(text)))
+            objectives.append(parse_objective(text))
         except SpecError as exc:
             raise fail("losses", exc.message, exc.hint or "") from None
+    canon_losses = [str(o) for o in objectives]
     if len(set(canon_losses)) != len(canon_losses):
         dup = next(x for x in canon_losses if canon_losses.count(x) > 1)
         raise fail("losses", f"{dup!r} is listed twice.", "Remove the duplicate.")
@@ -254,7 +262,7 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
         version=str(data["version"]),
         task=task,
         datasets=tuple(canon_datasets),
-        losses=tuple(canon_losses),
+        objectives=tuple(objectives),
         primary_metric=data["primary_metric"],
         seeds=seeds,
         metrics=tuple(metrics),

@@ -27,9 +27,10 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from lossbench.errors import DataError, UserError
-from lossbench.losses import LOSSES, make_loss
+from lossbench.losses import LOSSES
 from lossbench.methods import METHODS
 from lossbench.metrics import METRICS
+from lossbench.objectives import build_loss, build_method
 from lossbench.plugins import load_plugins
 from lossbench.provenance import device_name, environment
 from lossbench.sources import Dataset, load_dataset
@@ -234,9 +235,8 @@ def _setup(spec: TrialSpec, row: dict[str, Any]) -> Setup | TrialResult:
     torch.manual_seed(spec.seed)
     model = task.build_model(prepared, spec)
     torch.manual_seed(spec.seed + 1)
-    loss = make_loss(obj.loss_name, obj.param_dict if obj.kind == "loss" else {},
-                     **prepared.loss_context(spec.seed))
-    method = method_cls(**(obj.param_dict if obj.kind == "method" else {}))
+    loss = build_loss(obj, **prepared.loss_context(spec.seed))
+    method = build_method(obj)
     rng_state = torch.get_rng_state()
     prepared.to(spec.device)
     model.to(spec.device)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from lossbench.errors import SuiteError
 from lossbench.metrics import METRICS
 from lossbench.metrics.threshold import best_threshold, candidates, confusion_at
+from lossbench.objectives import parse_objective
 from lossbench.sources import load_dataset
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
@@ -29,7 +30,8 @@ TASK = TabularClassification()
 def spec_for(ds: Dataset, seed: int = 0, options: dict[str, Any] | None = None, **kw: Any) -> TrialSpec:
     config = {"model": {"family": "mlp", "hidden": [16]}, "training": {"epochs": 3, "batch_size": 32},
               "split": {"test": 0.25, "val": 0.25}, "options": options or {}}
-    return TrialSpec("t", "1", "classification", ds.uri, ds.content_hash, kw.get("loss", "ce"), "1", seed, config,
+    return TrialSpec("t", "1", "classification", ds.uri, ds.content_hash, parse_objective(kw.get("loss", "ce")), seed,
+                     config,
                      kw.get("metrics", ("f1", "auprc")), kw.get("primary", "f1_tuned"))
 
 

@@ -171,8 +171,7 @@ def plot_suite_examples(
     """
     import torch
 
-    from lossbench.losses import make_loss
-    from lossbench.methods import METHODS
+    from lossbench.objectives import build_loss, build_method
     from lossbench.runner import expand
     from lossbench.sources import load_dataset
     from lossbench.suite import load_suite
@@ -191,9 +190,8 @@ def plot_suite_examples(
         model = task.build_model(prepared, spec)
         obj = spec.objective
         torch.manual_seed(spec.seed + 1)
-        loss = make_loss(obj.loss_name, obj.param_dict if obj.kind == "loss" else {},
-                         **prepared.loss_context(spec.seed))
-        method = METHODS.get(obj.method_name)(**(obj.param_dict if obj.kind == "method" else {}))
+        loss = build_loss(obj, **prepared.loss_context(spec.seed))
+        method = build_method(obj)
         train(task, model, prepared, loss, method, training=spec.config.get("training", {}), seed=spec.seed,
               primary_metric=spec.primary_metric)
         model = method.finish(model, prepared)

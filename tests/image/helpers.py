@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lossbench.specs import ObjectiveSpec, TrialSpec
+from lossbench.objectives import parse_objective
+from lossbench.specs import TrialSpec
 from lossbench.trial import cached_dataset
 
 
@@ -18,8 +19,7 @@ def image_spec(loss: str, uri: str = "images:digits", seed: int = 0, task: str =
         task=task,
         dataset=uri,
         data_hash=data.content_hash,
-        loss=loss,
-        loss_version=ObjectiveSpec.parse(loss).version,
+        objective=parse_objective(loss),
         seed=seed,
         config={
             "model": model or {"family": "cnn", "channels": [8, 16], "mlp_hidden": [32]},

@@ -12,6 +12,7 @@ from lossbench.methods import METHODS
 from lossbench.methods.hyperbolic import HyperbolicMLR, mobius_add, poincare_distance, to_ball
 from lossbench.metrics.collapse import nc1, nc2
 from lossbench.metrics.detection import eer
+from lossbench.objectives import parse_objective
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks import TASK_TYPES
@@ -29,7 +30,7 @@ def toy() -> Dataset:
 @pytest.mark.parametrize("method", ["hyp-ce", "hyp-pc"])
 def test_one_class_training_separates_a_separable_toy(method: str) -> None:
     task = TASK_TYPES.get("one-class")
-    spec = TrialSpec("t", "1", "one-class", "toy:oc", "", method, "1", 0,
+    spec = TrialSpec("t", "1", "one-class", "toy:oc", "", parse_objective(method), 0,
                      config={"model": {"family": "cnn", "mlp_hidden": [16]}, "split": {"test": 0.25, "val": 0.25}})
     prepared = task.prepare(toy(), spec)
     assert set(prepared.train.y.tolist()) == {1} and prepared.kind == "one-class"

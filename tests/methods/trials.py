@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lossbench.specs import ObjectiveSpec, TrialSpec
+from lossbench.objectives import parse_objective
+from lossbench.specs import TrialSpec
 from lossbench.trial import cached_dataset
 
 URI = "synthetic:classification#n=300"
@@ -18,8 +19,7 @@ def make_spec(loss: str, seed: int = 0, uri: str = URI, epochs: int = 3, **train
         task="classification",
         dataset=uri,
         data_hash=data.content_hash,
-        loss=loss,
-        loss_version=ObjectiveSpec.parse(loss).version,
+        objective=parse_objective(loss),
         seed=seed,
         config={
             "model": {"family": "mlp", "hidden": [16, 16]},

@@ -12,8 +12,9 @@ import torch
 from lossbench import text_features
 from lossbench.errors import DataError
 from lossbench.models import MODELS
+from lossbench.objectives import parse_objective
 from lossbench.sources import load_dataset
-from lossbench.specs import ObjectiveSpec, TrialSpec
+from lossbench.specs import TrialSpec
 from lossbench.suite import load_suite
 from lossbench.tasks import TASK_TYPES
 from lossbench.text_features import embedding_path, encode_texts
@@ -26,7 +27,7 @@ def minilm_spec(loss: str = "infonce", seed: int = 0) -> TrialSpec:
     uri = "bundled:stdlib-docs"
     return TrialSpec(
         suite="minilm-test", suite_version="1", task="retrieval", dataset=uri,
-        data_hash=cached_dataset(uri).content_hash, loss=loss, loss_version=ObjectiveSpec.parse(loss).version,
+        data_hash=cached_dataset(uri).content_hash, objective=parse_objective(loss),
         seed=seed, config={"model": {"family": "minilm-head", "hidden": [32]},
                            "training": {"epochs": 2, "batch_size": 64, "lr": 0.001, "patience": 0},
                            "split": {"test": 0.2, "val": 0.2},
