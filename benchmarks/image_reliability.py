@@ -43,7 +43,7 @@ def predictions(suite_name: str, uri: str, seed: int, losses: list[str]) -> dict
         torch.manual_seed(seed + 1)
         loss = build_loss(obj, **prepared.loss_context(seed))
         method = build_method(obj)
-        train(task, model, prepared, loss, method, training=suite.training, seed=seed,
+        train(task, model, prepared, loss, method, training=suite.config.training, seed=seed,
               primary_metric=suite.primary_metric, metrics=suite.metrics)
         final = method.finish(model, prepared)
         proba, _ = task.outputs(final, prepared.test.X, want_features=False)

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lossbench.config import TrialConfig
 from lossbench.errors import SpecError
 
 SPEC_HELP = "Write NAME or NAME:key=value,key=value, for example focal:gamma=1 or dro-kl:base=focal(gamma=1)."
@@ -210,7 +210,7 @@ class TrialSpec:
     data_hash: str
     objective: ObjectiveSpec  # the loss or method, validated; its text is the ``loss`` column
     seed: int
-    config: Mapping[str, Any] = field(default_factory=dict)  # model, training, split, task options
+    config: TrialConfig = field(default_factory=TrialConfig)  # model, training, split, task options
     metrics: tuple[str, ...] = ()
     primary_metric: str = ""
     # Run-time settings: they change how a trial runs, not what it measures.
@@ -229,7 +229,7 @@ class TrialSpec:
 
     @property
     def config_hash(self) -> str:
-        return short_hash(self.config)
+        return short_hash(self.config.canonical())
 
     @property
     def key(self) -> dict[str, Any]:

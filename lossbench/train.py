@@ -9,13 +9,14 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from lossbench.config import TrainingConfig
 from lossbench.losses.base import first_checkpoint
 from lossbench.methods.base import Batch, Method, MethodContext, StepState
 from lossbench.metrics import METRICS
@@ -53,15 +54,13 @@ def step_state(seed: int) -> StepState:
     return StepState(generator=torch.Generator(device="cpu").manual_seed(seed + 7919))
 
 
-def make_optimizer(params: list[nn.Parameter], training: Mapping[str, Any]) -> torch.optim.Optimizer:
-    name = training.get("optimizer", "adam")
-    lr = float(training.get("lr", 1e-3))
-    wd = float(training.get("weight_decay", 0.0))
+def make_optimizer(params: list[nn.Parameter], training: TrainingConfig) -> torch.optim.Optimizer:
+    name, lr, wd = training.optimizer, training.lr, training.weight_decay
     # The fused kernels update every tensor in one call: on small models the per-tensor Python loop of
     # the default implementation costs as much as the forward pass. CPU and CUDA have them.
     fused = {"fused": True} if all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params) else {}
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=float(training.get("momentum", 0.9)), weight_decay=wd, **fused)
+        return torch.optim.SGD(params, lr=lr, momentum=training.momentum, weight_decay=wd, **fused)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd, **fused)
     return torch.optim.Adam(params, lr=lr, weight_decay=wd, **fused)
@@ -82,16 +81,14 @@ def train(
     loss: nn.Module,
     method: Method,
     *,
-    training: Mapping[str, Any],
+    training: TrainingConfig,
     seed: int,
     primary_metric: str,
     deadline: float | None = None,
     metrics: tuple[str, ...] = (),
 ) -> TrainResult:
     """Train ``model`` in place; on return it holds the weights of the best validation epoch."""
-    epochs = int(training.get("epochs", 30))
-    batch_size = int(training.get("batch_size", 64))
-    patience = int(training.get("patience", 10))
+    epochs, batch_size, patience = training.epochs, training.batch_size, training.patience
     state = step_state(seed)
 
     def fit(other: nn.Module, other_loss: nn.Module, other_method: Method) -> TrainResult:

@@ -70,7 +70,7 @@ def prepare_cached(task: Any, data: Dataset, spec: TrialSpec) -> Any:
     so a worker running several losses of one seed fits them once. Each trial gets its own deep copy.
     """
     # spec.data_hash: _setup has just checked it against the data (hashing it again costs a pass over it)
-    key = (spec.task, spec.dataset, spec.data_hash, str(spec.seed), canonical_json(spec.config))
+    key = (spec.task, spec.dataset, spec.data_hash, str(spec.seed), canonical_json(spec.config.canonical()))
     if key in _PREPARED:
         return copy.deepcopy(_PREPARED[key])
     prepared = task.prepare(data, spec)
@@ -104,7 +104,7 @@ def base_row(spec: TrialSpec, run_id: str, backend: str, attempt: int) -> dict[s
         "loss_name": obj.loss_name,
         "method": obj.method_name,
         "loss_params": canonical_json(obj.param_dict),
-        "config": canonical_json(spec.config),
+        "config": canonical_json(spec.config.canonical()),
         "dataset_name": spec.dataset,
         "metric": spec.primary_metric,
         "higher_is_better": METRICS.get(spec.primary_metric).greater_is_better,
@@ -241,7 +241,7 @@ def _setup(spec: TrialSpec, row: dict[str, Any]) -> Setup | TrialResult:
     prepared.to(spec.device)
     model.to(spec.device)
     loss.to(spec.device)
-    dtype = DTYPES[str(spec.config.get("training", {}).get("dtype", "float32"))]
+    dtype = DTYPES[spec.config.training.dtype or "float32"]
     if dtype != torch.float32:  # float64 for exactness checks; inputs, weights and loss buffers alike
         for name in ("train", "val", "test"):
             part = getattr(prepared, name)
@@ -281,7 +281,7 @@ def _run(spec: TrialSpec, row: dict[str, Any]) -> TrialResult:
     if isinstance(setup, TrialResult):
         return setup
     result = train(setup.task, setup.model, setup.prepared, setup.loss, setup.method,
-                   training=spec.config.get("training", {}), seed=spec.seed, primary_metric=spec.primary_metric,
+                   training=spec.config.training, seed=spec.seed, primary_metric=spec.primary_metric,
                    deadline=setup.deadline, metrics=tuple(spec.metrics))
     return _finish(spec, setup, result)
 
@@ -339,7 +339,7 @@ def execute_cell(
             deadline = time.monotonic() + timeout if timeout else None
             outcomes = train_stacked(ready[0].task, [x.model for x in ready], [x.prepared for x in ready],
                                      [x.loss for x in ready], [x.method for x in ready], gens,
-                                     training=specs[0].config.get("training", {}), seeds=[s.seed for s in specs],
+                                     training=specs[0].config.training, seeds=[s.seed for s in specs],
                                      primary_metric=specs[0].primary_metric, deadline=deadline)
             results: list[TrialResult] = []
             for spec, row, setup, outcome in zip(specs, rows, ready, outcomes, strict=True):

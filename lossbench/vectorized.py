@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lossbench.config import TrainingConfig
 from lossbench.losses.base import LossBase, first_checkpoint
 from lossbench.methods.base import Batch, Method
 from lossbench.metrics import METRICS
@@ -192,7 +192,7 @@ def train_stacked(
     methods: Sequence[Method],
     generators: Sequence[torch.Generator],
     *,
-    training: Mapping[str, Any],
+    training: TrainingConfig,
     seeds: Sequence[int],
     primary_metric: str,
     deadline: float | None = None,
@@ -201,9 +201,7 @@ def train_stacked(
 
     ``generators[s]`` holds the global RNG state the per-seed path would start training from.
     """
-    epochs = int(training.get("epochs", 30))
-    batch_size = int(training.get("batch_size", 64))
-    patience = int(training.get("patience", 10))
+    epochs, batch_size, patience = training.epochs, training.batch_size, training.patience
     S = len(models)
     stacked = StackedMLP(models)
     loss_params = [p for loss in losses for p in loss.parameters() if p.requires_grad]

@@ -19,7 +19,7 @@ from lossbench.objectives import parse_objective
 from lossbench.sources import load_dataset
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
-from lossbench.suite import parse_suite
+from lossbench.suite import parse_suite, trial_config
 from lossbench.tasks.classification import MAX_CATEGORIES, TabularClassification, split_indices
 from lossbench.tasks.label_noise import LabelNoise, inject_label_noise
 from lossbench.trial import execute
@@ -31,7 +31,7 @@ def spec_for(ds: Dataset, seed: int = 0, options: dict[str, Any] | None = None, 
     config = {"model": {"family": "mlp", "hidden": [16]}, "training": {"epochs": 3, "batch_size": 32},
               "split": {"test": 0.25, "val": 0.25}, "options": options or {}}
     return TrialSpec("t", "1", "classification", ds.uri, ds.content_hash, parse_objective(kw.get("loss", "ce")), seed,
-                     config,
+                     trial_config("classification", config),
                      kw.get("metrics", ("f1", "auprc")), kw.get("primary", "f1_tuned"))
 
 
@@ -145,7 +145,7 @@ def test_asymmetric_is_the_earlier_name_of_pair_noise() -> None:
     old = parse_suite({**SUITE, "options": {"noise": {"type": "asymmetric", "rate": 0.2}}})
     new = parse_suite({**SUITE, "options": {"noise": {"type": "pair", "rate": 0.2}}})
     ds = load_dataset("sklearn:wine")
-    prepared = [TASK.prepare(ds, spec_for(ds, options=dict(s.options))) for s in (old, new)]
+    prepared = [TASK.prepare(ds, spec_for(ds, options=dict(s.config.options_table))) for s in (old, new)]
     assert torch.equal(prepared[0].train.y, prepared[1].train.y)
 
 

@@ -7,6 +7,7 @@ import pytest
 from lossbench.errors import SpecError
 from lossbench.objectives import build_loss, build_method, parse_objective
 from lossbench.specs import DatasetURI, ObjectiveSpec, TrialSpec, read_objective
+from lossbench.suite import trial_config
 
 
 @pytest.mark.parametrize(
@@ -95,7 +96,7 @@ def test_bad_dataset_uris(text: str) -> None:
 
 def make_spec(**changes: object) -> TrialSpec:
     base = TrialSpec("s", "1", "classification", "sklearn:wine", "abc", parse_objective("ce"), 0,
-                     {"training": {"epochs": 3}}, ("accuracy",), "accuracy")
+                     trial_config("classification", {"training": {"epochs": 3}}), ("accuracy",), "accuracy")
     return dataclasses.replace(base, **changes)
 
 
@@ -105,7 +106,8 @@ def test_trial_id_is_stable_and_covers_the_whole_key() -> None:
     assert len(spec.trial_id) == 20
     for change in [{"suite_version": "2"}, {"data_hash": "abd"}, {"objective": parse_objective("focal")},
                    {"objective": ObjectiveSpec("ce", "loss", version="2")},
-                   {"seed": 1}, {"config": {"training": {"epochs": 4}}}, {"dataset": "sklearn:iris"}]:
+                   {"seed": 1}, {"config": trial_config("classification", {"training": {"epochs": 4}})},
+                   {"dataset": "sklearn:iris"}]:
         assert make_spec(**change).trial_id != spec.trial_id, change
 
 

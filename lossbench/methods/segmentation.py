@@ -154,7 +154,7 @@ class SFDAEntropyKL(Method):
         counts = torch.as_tensor(prepared.class_counts, dtype=torch.float32)
         self.prior = counts / counts.sum()  # source foreground fraction: no target label is used
         self.seed = context.seed if context is not None else 0
-        self.batch_size = int(context.training.get("batch_size", 8)) if context is not None else 8
+        self.batch_size = context.training.batch_size if context is not None else 8
         self.task = context.task if context is not None else None
         self.recorded: dict[str, float] = {}
 

@@ -192,7 +192,7 @@ def plot_suite_examples(
         torch.manual_seed(spec.seed + 1)
         loss = build_loss(obj, **prepared.loss_context(spec.seed))
         method = build_method(obj)
-        train(task, model, prepared, loss, method, training=spec.config.get("training", {}), seed=spec.seed,
+        train(task, model, prepared, loss, method, training=spec.config.training, seed=spec.seed,
               primary_metric=spec.primary_metric)
         model = method.finish(model, prepared)
         test = prepared.test

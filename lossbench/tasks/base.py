@@ -71,7 +71,7 @@ class Prepared:
         }
 
 
-Fail = Callable[..., Exception]
+Fail = Callable[..., Exception]  # fail(key, problem, fix) -> the error to raise
 
 
 class TaskType:
@@ -81,10 +81,15 @@ class TaskType:
     description: str = ""
     loss_tasks: frozenset[str] = frozenset()
 
-    def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
-        """Check the suite's ``[options]`` table; raise ``fail(key, problem, fix)`` on a bad one."""
-        if options:
-            raise fail(next(iter(options)), f"task {self.name!r} takes no options.", "Remove the [options] table.")
+    def parse_options(self, table: Mapping[str, Any], fail: Fail) -> Any:
+        """The suite's ``[options]`` table as this task's options object (a frozen dataclass the task declares);
+        raise ``fail(key, problem, fix)`` on a bad entry. Trials read it as ``spec.config.options``.
+
+        The default takes no options.
+        """
+        if table:
+            raise fail(next(iter(table)), f"task {self.name!r} takes no options.", "Remove the [options] table.")
+        return None
 
     def check_data(self, data: Dataset) -> None:
         """Reject a dataset no trial of this task could use, once in the driver before any trial runs.

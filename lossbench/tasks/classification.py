@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from lossbench.models import MODELS
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType, TensorSplit
-from lossbench.tasks.label_noise import inject_label_noise, parse_noise
+from lossbench.tasks.label_noise import LabelNoise, inject_label_noise, parse_noise
 
 #: One row per split (train, validation, test) at least, or stratification fails.
 MIN_CLASS_ROWS = 3
@@ -105,6 +106,11 @@ def to_split(X: np.ndarray, y: np.ndarray) -> TensorSplit:
 THRESHOLD_RULE = "max-on-val"
 
 
+@dataclass(frozen=True)
+class ClassificationOptions:
+    noise: LabelNoise | None = None  # training labels only
+
+
 class TabularClassification(TaskType):
     name = "classification"
     description = "Tabular binary or multi-class classification with an MLP"
@@ -126,30 +132,26 @@ class TabularClassification(TaskType):
             raise DataError(f"Dataset {data.uri!r}: every feature column is constant, so no loss can learn anything.",
                             "Check the file and the target=/drop= options.")
 
-    def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
+    def parse_options(self, table: Mapping[str, Any], fail: Fail) -> ClassificationOptions:
         """``[options]``: ``noise = {type = "symmetric" | "pair", rate = 0.3}`` (training labels only)."""
-        for key in options:
+        for key in table:
             if key != "noise":
                 raise fail(key, "unknown option.", "The classification task accepts: noise.")
-        if "noise" in options:
-            parse_noise(options["noise"], fail)
+        return ClassificationOptions(noise=parse_noise(table["noise"], fail) if "noise" in table else None)
 
     def prepare(self, data: Dataset, spec: TrialSpec) -> Prepared:
-        split = spec.config.get("split", {})
         X = data.X
-        train_idx, val_idx, test_idx = split_indices(
-            data.y, spec.seed, float(split.get("test", 0.2)), float(split.get("val", 0.2)), data.uri
-        )
+        split = spec.config.split
+        train_idx, val_idx, test_idx = split_indices(data.y, spec.seed, split.test, split.val, data.uri)
         # Fitted on the training rows only, so no validation or test statistic reaches the model.
         pre = make_preprocessor(X).fit(X.iloc[train_idx])
         k = data.n_classes
         y_train = data.y[train_idx]
         record: dict[str, Any] = {"threshold_rule": THRESHOLD_RULE if k == 2 else "argmax"}
-        table = spec.config.get("options", {}).get("noise")
-        if table:
-            noise = parse_noise(table, ValueError)
+        noise = spec.config.options.noise
+        if noise is not None:
             y_train, _ = inject_label_noise(y_train, k, noise, spec.seed, count="per-row")
-            record.update(noise_type=str(table["type"]), noise_rate=noise.rate,
+            record.update(noise_type=noise.type, noise_rate=noise.rate,
                           noise_realised=float(np.mean(y_train != data.y[train_idx])))
         labels = {"train": y_train, "val": data.y[val_idx], "test": data.y[test_idx]}
         parts = {name: to_split(pre.transform(X.iloc[i]), labels[name]) for name, i in
@@ -166,9 +168,8 @@ class TabularClassification(TaskType):
         )
 
     def build_model(self, prepared: Prepared, spec: TrialSpec) -> nn.Module:
-        options = {k: v for k, v in spec.config.get("model", {}).items() if k != "family"}
-        family = spec.config.get("model", {}).get("family", "mlp")
-        return MODELS.get(family)(prepared.n_features, prepared.n_classes, **options)
+        model = spec.config.model
+        return MODELS.get(model.family)(prepared.n_features, prepared.n_classes, **model.options)
 
     @torch.no_grad()
     def predict_proba(self, model: nn.Module, X: torch.Tensor, batch: int = 8192) -> np.ndarray:

@@ -15,8 +15,6 @@ every split) for each held-out query; exactly one document is relevant.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,18 +33,17 @@ def hard_negatives(q: np.ndarray, docs: np.ndarray, own: np.ndarray, pool: np.nd
     return pool[top]
 
 
-def prepare_pairs(data: Dataset, spec: TrialSpec, options: dict[str, Any]) -> Prepared:
-    split = spec.config.get("split", {})
-    h = int(options.get("hard_negatives", 3))
-    encoder, width = str(options.get("encoder", "ngram")), int(options.get("text_features", 2048))
+def prepare_pairs(data: Dataset, spec: TrialSpec, encoder: str, width: int, h: int, dim: int) -> Prepared:
+    """Texts as ``encoder`` features (``width`` wide for n-grams), ``h`` hard negatives per query; ``dim``-d towers."""
+    split = spec.config.split
     queries = text_features(data.X["query"].astype(str).tolist(), encoder, width)
     docs = text_features(data.X["document"].astype(str).tolist(), encoder, width)
     n_feat = int(docs.shape[1])
     n = len(docs)
     rng = np.random.default_rng(spec.seed)
     order = rng.permutation(n)
-    n_test = max(1, round(float(split.get("test", 0.2)) * n))
-    n_val = round(float(split.get("val", 0.2)) * n)
+    n_test = max(1, round(split.test * n))
+    n_val = round(split.val * n)
     test_idx, val_idx, train_idx = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
     negs = hard_negatives(queries[train_idx], docs, train_idx, np.sort(train_idx), h)
     train_x = np.concatenate([queries[train_idx, None], docs[train_idx, None], docs[negs]], axis=1)
@@ -55,7 +52,6 @@ def prepare_pairs(data: Dataset, spec: TrialSpec, options: dict[str, Any]) -> Pr
         x = np.stack([queries[idx], docs[idx]], axis=1)
         return TensorSplit(torch.as_tensor(x), torch.as_tensor(idx, dtype=torch.long))
 
-    dim = int(options.get("pair_embedding_dim", 256))
     return Prepared(
         train=TensorSplit(torch.as_tensor(train_x), torch.as_tensor(train_idx, dtype=torch.long)),
         val=held_out(val_idx) if len(val_idx) else None,

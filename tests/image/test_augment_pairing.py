@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from lossbench.config import TrainingConfig
 from lossbench.losses import make_loss
 from lossbench.methods import METHODS
 from lossbench.methods.base import Batch, Method, StepState
@@ -58,7 +59,7 @@ def test_every_loss_sees_the_same_weights_and_augmented_batches() -> None:
         model = task.build_model(prepared, spec)
         weights.append({k: v.clone() for k, v in model.state_dict().items()})
         spy = Spy()
-        train(task, model, prepared, make_loss(name, {}), spy, training={"epochs": 1, "batch_size": 256},
+        train(task, model, prepared, make_loss(name, {}), spy, training=TrainingConfig(epochs=1, batch_size=256),
               seed=spec.seed, primary_metric="accuracy")
         seen.append(spy.seen)
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -15,7 +15,7 @@ from lossbench.models import MODELS
 from lossbench.objectives import parse_objective
 from lossbench.sources import load_dataset
 from lossbench.specs import TrialSpec
-from lossbench.suite import load_suite
+from lossbench.suite import load_suite, trial_config
 from lossbench.tasks import TASK_TYPES
 from lossbench.text_features import embedding_path, encode_texts
 from lossbench.trial import cached_dataset, execute
@@ -28,10 +28,11 @@ def minilm_spec(loss: str = "infonce", seed: int = 0) -> TrialSpec:
     return TrialSpec(
         suite="minilm-test", suite_version="1", task="retrieval", dataset=uri,
         data_hash=cached_dataset(uri).content_hash, objective=parse_objective(loss),
-        seed=seed, config={"model": {"family": "minilm-head", "hidden": [32]},
-                           "training": {"epochs": 2, "batch_size": 64, "lr": 0.001, "patience": 0},
-                           "split": {"test": 0.2, "val": 0.2},
-                           "options": {"encoder": "minilm", "pair_embedding_dim": 384, "hard_negatives": 2}},
+        seed=seed, config=trial_config("retrieval", {
+            "model": {"family": "minilm-head", "hidden": [32]},
+            "training": {"epochs": 2, "batch_size": 64, "lr": 0.001, "patience": 0},
+            "split": {"test": 0.2, "val": 0.2},
+            "options": {"encoder": "minilm", "pair_embedding_dim": 384, "hard_negatives": 2}}),
         metrics=("recall_at_1", "mrr_at_10", "global_auroc"), primary_metric="recall_at_1",
     )
 
@@ -48,7 +49,7 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_suite_parses_and_head_starts_as_the_frozen_encoder() -> None:
     suite = load_suite("retrieval-minilm")
-    assert list(suite.datasets) == ["bundled:stdlib-docs"] and suite.options["encoder"] == "minilm"
+    assert list(suite.datasets) == ["bundled:stdlib-docs"] and suite.config.options.encoder == "minilm"
     torch.manual_seed(0)
     head = MODELS.get("minilm-head")(384, 384, hidden=[16])
     x = torch.nn.functional.normalize(torch.randn(4, 3, 384), dim=-1)
