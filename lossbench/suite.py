@@ -187,19 +187,25 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
     split = split_config(data.get("split", {}), fail)
     model = model_config(data.get("model", {}), fail)
 
+    from lossbench.evaluation import metrics_for
     from lossbench.metrics import METRICS
     from lossbench.tasks import TASK_TYPES
 
     task = data["task"]
     if task not in TASK_TYPES:
         raise fail("task", f"unknown task type {task!r}.", TASK_TYPES.suggest(task))
+    task_type = TASK_TYPES.get(task)
     for metric in [*metrics, data["primary_metric"]]:
         if metric not in METRICS:
             raise fail("metrics", f"unknown metric {metric!r}.", METRICS.suggest(metric))
+        kind = METRICS.get(metric).prediction
+        if kind not in task_type.predictions:
+            raise fail("metrics", f"{metric!r} needs {kind} predictions, which the {task!r} task does not make.",
+                       f"Metrics that fit: {', '.join(metrics_for(task_type))}.")
     if data["primary_metric"] not in metrics:
         metrics = [data["primary_metric"], *metrics]
     table = dict(data.get("options", {}))
-    options = TASK_TYPES.get(task).parse_options(table, lambda k, p, f="": fail(f"options.{k}", p, f))
+    options = task_type.parse_options(table, lambda k, p, f="": fail(f"options.{k}", p, f))
     return Suite(
         name=data["name"],
         version=str(data["version"]),

@@ -34,7 +34,6 @@ from lossbench.methods.base import Batch, Method
 from lossbench.metrics import METRICS
 from lossbench.models.mlp import MLP
 from lossbench.tasks.base import Prepared, TaskType
-from lossbench.tasks.classification import TabularClassification, proba_from_logits
 from lossbench.train import Diverged, TrainResult, TrialTimeout, batch_order, make_optimizer, step_state
 
 
@@ -223,11 +222,11 @@ def train_stacked(
     n = X.shape[1]
     X_flat, y_flat = X.reshape(S * n, -1), y.reshape(-1)
     offsets = (torch.arange(S, device=X.device) * n)[:, None]
-    # Classification: every seed's validation split in one stacked forward per epoch, when their sizes agree
-    # (they do for the same split fractions). Other tasks (retrieval embeddings) evaluate each seed's view.
+    # Every seed's validation split in one stacked forward per epoch, when the task predicts from outputs alone
+    # and the splits' sizes agree (they do for the same split fractions). Otherwise each seed's view is evaluated.
     vals = [p.val for p in prepared]
     same_size = all(v is not None for v in vals) and len({len(v) for v in vals}) == 1  # type: ignore[arg-type]
-    stack_val = same_size and isinstance(task, TabularClassification)
+    stack_val = same_size and task.predicts_from_outputs
     X_val = stacked_split([v.X for v in vals], stacked.n_in) if stack_val else None  # type: ignore[union-attr]
     start = time.perf_counter()
     for epoch in range(epochs):
@@ -280,11 +279,11 @@ def train_stacked(
             count += idx.shape[1]
             for s in range(S):
                 states[s].step += 1
-        probas = None
+        outputs = None
         if X_val is not None and any(active):
             stacked.eval()
             with torch.no_grad():
-                probas = proba_from_logits(stacked(X_val))
+                outputs = stacked(X_val)
         for s in range(S):
             if not active[s]:
                 continue
@@ -294,8 +293,8 @@ def train_stacked(
             res.curves.append({"split": "train", "metric": "loss", "step": epoch, "value": totals[s] / max(count, 1)})
             if prepared[s].val is None:
                 continue
-            given = {} if probas is None else {"proba": probas[s]}
-            score = task.evaluate(views[s], prepared[s], "val", (primary_metric,), **given)[primary_metric]
+            given = None if outputs is None else task.from_outputs(outputs[s], prepared[s].val)  # type: ignore[arg-type]
+            score = task.evaluate(views[s], prepared[s], "val", (primary_metric,), given)[primary_metric]
             res.curves.append({"split": "val", "metric": primary_metric, "step": epoch, "value": score})
             if epoch < first_checkpoint(losses[s]):  # as in train.train
                 continue

@@ -7,7 +7,7 @@ when one is added.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lossbench.evaluation import Predictions, evaluate
 from lossbench.registry import Registry
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
@@ -75,11 +76,16 @@ Fail = Callable[..., Exception]  # fail(key, problem, fix) -> the error to raise
 
 
 class TaskType:
-    """Base class: subclasses implement prepare, build_model and evaluate."""
+    """Base class: subclasses implement prepare, build_model and predict, and declare what they predict."""
 
     name: str = ""
     description: str = ""
     loss_tasks: frozenset[str] = frozenset()
+    #: The prediction kinds ``predict`` can make (see lossbench.metrics.base); metrics consuming others are refused.
+    predictions: frozenset[str] = frozenset()
+    #: ``from_outputs`` gives the predictions from the model's outputs on a split alone, so stacked seeds can be
+    #: validated from one batched forward pass.
+    predicts_from_outputs: bool = False
 
     def parse_options(self, table: Mapping[str, Any], fail: Fail) -> Any:
         """The suite's ``[options]`` table as this task's options object (a frozen dataclass the task declares);
@@ -103,10 +109,20 @@ class TaskType:
     def build_model(self, prepared: Prepared, spec: TrialSpec) -> nn.Module:
         raise NotImplementedError
 
-    def evaluate(
-        self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]
-    ) -> dict[str, float]:
+    def predict(self, model: nn.Module, prepared: Prepared, split: str, kinds: frozenset[str]) -> Predictions:
+        """The model's predictions on ``split``, for each requested kind (a subset of ``predictions``): the
+        arguments the metrics consuming that kind are called with. Called once per split and evaluation."""
         raise NotImplementedError
+
+    def from_outputs(self, outputs: torch.Tensor, part: TensorSplit) -> Predictions:
+        """The predictions of ``predict`` from the model's outputs on a whole split (``model(part.X)``), for a task
+        that declares ``predicts_from_outputs``."""
+        raise NotImplementedError(f"task {self.name!r} does not predict from outputs alone")
+
+    def evaluate(self, model: nn.Module, prepared: Prepared, split: str, metrics: Sequence[str],
+                 predictions: Predictions | None = None) -> dict[str, float]:
+        """``metrics`` on ``split``: :func:`lossbench.evaluation.evaluate`, the same for every task type."""
+        return evaluate(self, model, prepared, split, metrics, predictions)
 
     def examples(self, model: nn.Module, prepared: Prepared, spec: TrialSpec) -> dict[str, np.ndarray] | None:
         """A few test inputs with their targets and the trained model's predictions, kept for report plots.

@@ -17,8 +17,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from torch import nn
 
 from lossbench.errors import DataError
-from lossbench.metrics import METRICS
-from lossbench.metrics.threshold import best_threshold
+from lossbench.evaluation import Predictions
 from lossbench.models import MODELS
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
@@ -115,8 +114,8 @@ class TabularClassification(TaskType):
     name = "classification"
     description = "Tabular binary or multi-class classification with an MLP"
     loss_tasks = frozenset({"binary", "multiclass"})
-    #: The split on which thresholds of ``*_tuned`` metrics are chosen (training rows when there is none).
-    tuning_split = "val"
+    predictions = frozenset({"proba"})
+    predicts_from_outputs = True
 
     def check_data(self, data: Dataset) -> None:
         """Fail before any trial runs, rather than record the same failure for every trial of the dataset."""
@@ -180,44 +179,12 @@ class TabularClassification(TaskType):
         model.train(was_training)
         return proba_from_logits(out)
 
-    def evaluate(
-        self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...], proba: np.ndarray | None = None
-    ) -> dict[str, float]:
-        """Metrics on ``split``; thresholded ones at 0.5 and, for binary data, at the threshold tuned on validation.
-
-        For every thresholded metric ``m`` (listed itself or as ``m_tuned``) evaluated off the tuning split,
-        the result also has ``m_tuned`` and ``m_threshold``. On the tuning split itself ``m_tuned`` is the best
-        value there (what early stopping on ``m_tuned`` uses); the test split never influences a threshold.
-        ``proba``: the model's probabilities on ``split`` when already computed (seeds trained stacked).
-        """
+    def predict(self, model: nn.Module, prepared: Prepared, split: str, kinds: frozenset[str]) -> Predictions:
         part = prepared.split(split)
-        if proba is None:
-            proba = self.predict_proba(model, part.X)
-        y = part.y.cpu().numpy()
-        resolved = [METRICS.get(m) for m in metrics]
-        out = {m.name: m(y, proba) for m in resolved if not m.tuned_of}
-        tuned = [m.tuned_of for m in resolved if m.tuned_of]
-        if split != self.tuning_split:
-            tuned += [m.name for m in resolved if m.thresholded]
-        tuned = list(dict.fromkeys(tuned))
-        if not tuned:
-            return out
-        if proba.shape[1] != 2:  # multi-class decisions are the arg-max: nothing to tune
-            out.update({f"{name}_tuned": METRICS.get(name)(y, proba) for name in tuned})
-            return out
-        tune_split = self.tuning_split if prepared.val is not None else "train"
-        if tune_split == split:
-            y_tune, p_tune = y, proba
-        else:
-            y_tune = prepared.split(tune_split).y.cpu().numpy()
-            p_tune = self.predict_proba(model, prepared.split(tune_split).X)
-        for name in tuned:
-            base = METRICS.get(name)
-            threshold, best = best_threshold(base, y_tune, p_tune)
-            out[f"{name}_tuned"] = best if tune_split == split else base(y, proba, threshold=threshold)
-            if split != tune_split:
-                out[f"{name}_threshold"] = threshold
-        return out
+        return {"proba": (part.y.cpu().numpy(), self.predict_proba(model, part.X))}
+
+    def from_outputs(self, outputs: torch.Tensor, part: TensorSplit) -> Predictions:
+        return {"proba": (part.y.cpu().numpy(), proba_from_logits(outputs))}
 
 
 def proba_from_logits(logits: torch.Tensor) -> np.ndarray:

@@ -27,8 +27,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from lossbench.errors import DataError
-from lossbench.metrics import METRICS
-from lossbench.metrics.collapse import FEATURE_METRICS
+from lossbench.evaluation import Predictions
 from lossbench.models import MODELS
 from lossbench.models.cnn import split_features
 from lossbench.sources.base import Dataset
@@ -115,6 +114,9 @@ class ImageClassification(TaskType):
     name = "image"
     description = "Image (or 1-D signal) classification with a small CNN; long-tail, label-noise, augmentation"
     loss_tasks = frozenset({"binary", "multiclass"})
+    predictions = frozenset({"proba", "features"})
+    #: Protocol 1: ``_tuned`` metrics chose their threshold on the split they evaluated.
+    tunes_on_evaluated_split = True
 
     def parse_options(self, table: Mapping[str, Any], fail: Fail) -> ImageOptions:
         return parse_image_options(table, fail)
@@ -221,17 +223,13 @@ class ImageClassification(TaskType):
         proba = torch.cat(probs).numpy().astype(np.float64)
         return proba, (torch.cat(feats).numpy() if feats else None)
 
-    def evaluate(self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]) -> dict[str, float]:
+    def predict(self, model: nn.Module, prepared: Prepared, split: str, kinds: frozenset[str]) -> Predictions:
         part = prepared.split(split)
-        want = bool(FEATURE_METRICS & set(metrics))
-        proba, feats = self.outputs(model, part.X, want)
+        proba, feats = self.outputs(model, part.X, "features" in kinds)
         y = part.y.cpu().numpy()
-        out = {}
-        for m in metrics:
-            if m in FEATURE_METRICS:
-                out[m] = METRICS.get(m)(y, feats) if feats is not None else float("nan")
-            else:
-                out[m] = METRICS.get(m)(y, proba)
+        out: dict[str, tuple[Any, ...]] = {"proba": (y, proba)}
+        if feats is not None:  # a model without a feature/head split (NoProp, Hyp-OC) has none
+            out["features"] = (y, feats)
         return out
 
 

@@ -23,8 +23,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from lossbench.metrics import METRICS
-from lossbench.metrics.retrieval import RANKING
+from lossbench.evaluation import Predictions
 from lossbench.models import MODELS
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
@@ -86,6 +85,7 @@ class Retrieval(TaskType):
     name = "retrieval"
     description = "Embedding retrieval: class-as-relevance on tabular/signal data, query–document on pair data"
     loss_tasks = frozenset({"embedding", "query-document"})
+    predictions = frozenset({"ranking", "embeddings"})
 
     def parse_options(self, table: Mapping[str, Any], fail: Fail) -> RetrievalOptions:
         return parse_retrieval_options(table, fail)
@@ -132,20 +132,25 @@ class Retrieval(TaskType):
         model.train(was)
         return out.cpu().double().numpy()
 
-    def evaluate(self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]) -> dict[str, float]:
+    def predict(self, model: nn.Module, prepared: Prepared, split: str, kinds: frozenset[str]) -> Predictions:
+        """``embeddings``: the split's (the corpus's, for pair data) with their labels; ``ranking``: every query of
+        the split against the others (leave-one-out) or against the corpus, relevant by class or by pair."""
         if prepared.kind == "query-document":
             q, docs = embed_pairs(model, prepared, split)
-            scores, relevant = q @ docs.T, pair_relevance(prepared, split)
-            emb, labels = docs, prepared.info["corpus_groups"]
-        else:
-            emb = self.embed(model, prepared.split(split).X)
-            labels = prepared.split(split).y.cpu().numpy()
+            out: dict[str, tuple[Any, ...]] = {"embeddings": (docs, prepared.info["corpus_groups"])}
+            if "ranking" in kinds:
+                out["ranking"] = (q @ docs.T, pair_relevance(prepared, split))
+            return out
+        emb = self.embed(model, prepared.split(split).X)
+        labels = prepared.split(split).y.cpu().numpy()
+        out = {"embeddings": (emb, labels)}
+        if "ranking" in kinds:
             scores = emb @ emb.T
             np.fill_diagonal(scores, -np.inf)  # leave-one-out: a query never retrieves itself
             relevant = labels[:, None] == labels[None, :]
             np.fill_diagonal(relevant, False)
-        return {m: (METRICS.get(m)(scores, relevant) if m in RANKING else METRICS.get(m)(emb, labels))
-                for m in metrics}
+            out["ranking"] = (scores, relevant)
+        return out
 
 
 TASK_TYPES.register("retrieval", Retrieval(), description=Retrieval.description)

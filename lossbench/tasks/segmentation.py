@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from lossbench.errors import DataError
-from lossbench.metrics import METRICS
+from lossbench.evaluation import Predictions
 from lossbench.models import MODELS
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
@@ -42,6 +42,7 @@ class Segmentation(TaskType):
     name = "segmentation"
     description = "2-D binary segmentation (thin structures, blobs, image folders) with a small U-Net"
     loss_tasks = frozenset({"segmentation"})
+    predictions = frozenset({"masks"})
 
     def parse_options(self, table: Mapping[str, Any], fail: Fail) -> SegmentationOptions:
         """``[options]``: ``examples = N`` test images kept per trial for the report (0 to 32, default 4)."""
@@ -112,13 +113,9 @@ class Segmentation(TaskType):
         model.train(was_training)
         return torch.cat(outs).cpu().numpy().astype(np.float64)
 
-    def evaluate(
-        self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]
-    ) -> dict[str, float]:
+    def predict(self, model: nn.Module, prepared: Prepared, split: str, kinds: frozenset[str]) -> Predictions:
         part = prepared.split(split)
-        proba = self.predict_proba(model, part.X)
-        y = part.y.cpu().numpy()
-        return {m: METRICS.get(m)(y, proba) for m in metrics}
+        return {"masks": (part.y.cpu().numpy(), self.predict_proba(model, part.X))}
 
     def examples(self, model: nn.Module, prepared: Prepared, spec: TrialSpec) -> dict[str, np.ndarray] | None:
         """The first N test images: image (float16), mask (uint8), foreground probability (float16), index."""

@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from lossbench.errors import DataError
-from lossbench.metrics import METRICS
+from lossbench.evaluation import Predictions
 from lossbench.models.retrieval import LabelDualEncoder
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
@@ -36,6 +36,7 @@ class MultilabelRetrieval(TaskType):
     name = "xmc"
     description = "Multi-label classification as label retrieval with a dual encoder"
     loss_tasks = frozenset({"multilabel"})
+    predictions = frozenset({"ranking"})
 
     def parse_options(self, table: Mapping[str, Any], fail: Fail) -> XmcOptions:
         return positive_int_options(table, XmcOptions, fail)
@@ -68,14 +69,14 @@ class MultilabelRetrieval(TaskType):
                                 **spec.config.model.options)
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]) -> dict[str, float]:
+    def predict(self, model: nn.Module, prepared: Prepared, split: str, kinds: frozenset[str]) -> Predictions:
+        """``ranking``: every label scored for each row; a row's own labels are relevant."""
         part = prepared.split(split)
         was = model.training
         model.eval()
         scores = model(part.X).cpu().double().numpy()
         model.train(was)
-        relevant = part.y.cpu().numpy() > 0
-        return {m: METRICS.get(m)(scores, relevant) for m in metrics}
+        return {"ranking": (scores, part.y.cpu().numpy() > 0)}
 
 
 TASK_TYPES.register("xmc", MultilabelRetrieval(), description=MultilabelRetrieval.description)
