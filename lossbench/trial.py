@@ -59,7 +59,7 @@ def cached_dataset(uri: str) -> Dataset:
 
 
 _PREPARED: dict[tuple[str, ...], Any] = {}
-PREPARED_CACHE_SIZE = 8  # the seeds of one vectorised cell fit
+PREPARED_CACHE_SIZE = 8  # the seeds of one stack fit
 PREPARED_CACHE_BYTES = 32 * 2**20
 
 
@@ -206,13 +206,25 @@ class Setup:
     method: Any
     deadline: float | None
     rng_state: torch.Tensor  # the global RNG state training starts from (dropout masks are drawn from it)
+    info: dict[str, Any] = field(default_factory=dict)  # row columns about the data: n_classes, n_train, ...
+
+
+class Unsupported(Exception):
+    """The trial's loss or method does not apply to its data: the trial is recorded as skipped."""
+
+    def __init__(self, reason: str, info: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.info = info
 
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def _setup(spec: TrialSpec, row: dict[str, Any]) -> Setup | TrialResult:
-    """Load, split and preprocess; build model, loss and method. A skipped trial returns its result instead."""
+def setup(spec: TrialSpec) -> Setup:
+    """Load, split and preprocess; build model, loss and method, exactly as a trial does before training.
+
+    Raises :class:`Unsupported` when the loss or method does not apply to the data.
+    """
     deadline = time.monotonic() + spec.trial_timeout if spec.trial_timeout else None
     obj = spec.objective
     task = TASK_TYPES.get(spec.task)
@@ -223,13 +235,13 @@ def _setup(spec: TrialSpec, row: dict[str, Any]) -> Setup | TrialResult:
             f"(hash {data.content_hash}, expected {spec.data_hash})."
         )
     prepared = prepare_cached(task, data, spec)
-    row.update(n_classes=prepared.n_classes, **{k: v for k, v in prepared.info.items() if k.startswith("n_")},
-               dataset_name=data.name)
+    info = {"n_classes": prepared.n_classes, **{k: v for k, v in prepared.info.items() if k.startswith("n_")},
+            "dataset_name": data.name}
     loss_cls = LOSSES.get(obj.loss_name)
     method_cls = METHODS.get(obj.method_name)
     ok, reason = task.supports(loss_cls.info.tasks & method_cls.info.tasks, prepared)
     if not ok:
-        return TrialResult({"status": "skipped", "error_type": "Unsupported", "error_msg": f"{obj}: {reason}"})
+        raise Unsupported(f"{obj}: {reason}", info)
 
     # Pairing: the model is built first from the trial seed alone, so every loss starts from the same weights.
     torch.manual_seed(spec.seed)
@@ -252,17 +264,17 @@ def _setup(spec: TrialSpec, row: dict[str, Any]) -> Setup | TrialResult:
                 prepared.info[key] = value.to(dtype)
         model.to(dtype)
         loss.to(dtype)
-    return Setup(task, prepared, model, loss, method, deadline, rng_state)
+    return Setup(task, prepared, model, loss, method, deadline, rng_state, info)
 
 
-def _finish(spec: TrialSpec, setup: Setup, result: TrainResult) -> TrialResult:
+def _finish(spec: TrialSpec, ready: Setup, result: TrainResult) -> TrialResult:
     """Test-split metrics of the trained model: the row's outcome columns."""
-    final = setup.method.finish(setup.model, setup.prepared)
+    final = ready.method.finish(ready.model, ready.prepared)
     t_eval = time.perf_counter()
-    metrics = setup.task.evaluate(final, setup.prepared, "test", spec.metrics)
+    metrics = ready.task.evaluate(final, ready.prepared, "test", spec.metrics)
     eval_s = time.perf_counter() - t_eval
     out = {f"m_{k}": float(v) for k, v in metrics.items()}
-    out.update({f"m_{k}": float(v) for k, v in setup.method.record().items()})
+    out.update({f"m_{k}": float(v) for k, v in ready.method.record().items()})
     out.update(
         status="ok",
         value=float(metrics[spec.primary_metric]),
@@ -271,19 +283,26 @@ def _finish(spec: TrialSpec, setup: Setup, result: TrainResult) -> TrialResult:
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,
     )
-    if setup.prepared.info.get("record"):
-        out.update({k: v for k, v in setup.prepared.info["record"].items()})
-    return TrialResult(out, result.curves, setup.task.examples(final, setup.prepared, spec))
+    if ready.prepared.info.get("record"):
+        out.update({k: v for k, v in ready.prepared.info["record"].items()})
+    return TrialResult(out, result.curves, ready.task.examples(final, ready.prepared, spec))
+
+
+def train_setup(spec: TrialSpec, ready: Setup) -> TrainResult:
+    """Train a trial's model as ``execute`` does (best validation epoch restored)."""
+    return train(ready.task, ready.model, ready.prepared, ready.loss, ready.method, training=spec.config.training,
+                 seed=spec.seed, primary_metric=spec.primary_metric, deadline=ready.deadline,
+                 metrics=tuple(spec.metrics))
 
 
 def _run(spec: TrialSpec, row: dict[str, Any]) -> TrialResult:
-    setup = _setup(spec, row)
-    if isinstance(setup, TrialResult):
-        return setup
-    result = train(setup.task, setup.model, setup.prepared, setup.loss, setup.method,
-                   training=spec.config.training, seed=spec.seed, primary_metric=spec.primary_metric,
-                   deadline=setup.deadline, metrics=tuple(spec.metrics))
-    return _finish(spec, setup, result)
+    try:
+        ready = setup(spec)
+    except Unsupported as exc:
+        row.update(exc.info)
+        return TrialResult({"status": "skipped", "error_type": "Unsupported", "error_msg": str(exc)})
+    row.update(ready.info)
+    return _finish(spec, ready, train_setup(spec, ready))
 
 
 def _classify(row: dict[str, Any], exc: BaseException) -> None:
@@ -300,12 +319,11 @@ def _classify(row: dict[str, Any], exc: BaseException) -> None:
         _fail(row, "failed", exc)
 
 
-def execute_cell(
+def execute_stacked(
     specs: Sequence[TrialSpec], run_id: str = "", backend: str = "local", marker_dir: str | None = None
 ) -> list[TrialResult]:
-    """Run the seeds of one (dataset, loss) cell as one stacked model; each seed alone when that is unsupported.
-
-    Rows are those ``execute`` gives, seed by seed (``train_s`` is the cell's training time over its seeds).
+    """Run the seeds of one (dataset, objective, configuration) as one stacked model; each seed alone when that
+    is unsupported. Rows are those ``execute`` gives, seed by seed (``train_s``: the stack's time over its seeds).
     """
     from lossbench.vectorized import train_stacked, unsupported_reason
 
@@ -322,17 +340,17 @@ def execute_cell(
             for s in specs:
                 stack.enter_context(in_flight(marker_dir, s.trial_id))
             stack.enter_context(threadpool_limits(specs[0].threads))
-            stack.enter_context(hard_deadline(timeout))  # the cell gets the sum of its trials' limits
+            stack.enter_context(hard_deadline(timeout))  # the stack gets the sum of its trials' limits
             torch.set_num_threads(specs[0].threads)
-            setups = [_setup(s, r) for s, r in zip(specs, rows, strict=True)]
-            if any(isinstance(x, TrialResult) for x in setups):
-                reason: str | None = "a seed was skipped"
-            else:
-                reason = unsupported_reason([x.model for x in setups], [x.prepared for x in setups],  # type: ignore[union-attr]
-                                            [x.loss for x in setups], [x.method for x in setups])  # type: ignore[union-attr]
-            if reason is not None:
+            try:
+                ready = [setup(s) for s in specs]
+            except Unsupported:  # a seed is skipped: each seed records its own row
                 return [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
-            ready: list[Setup] = setups  # type: ignore[assignment]
+            if unsupported_reason([x.model for x in ready], [x.prepared for x in ready], [x.loss for x in ready],
+                                  [x.method for x in ready]) is not None:
+                return [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
+            for row, x in zip(rows, ready, strict=True):
+                row.update(x.info)
             gens = [torch.Generator() for _ in ready]
             for g, x in zip(gens, ready, strict=True):
                 g.set_state(x.rng_state)  # where each seed's dropout draws would start in its own process
@@ -342,19 +360,19 @@ def execute_cell(
                                      training=specs[0].config.training, seeds=[s.seed for s in specs],
                                      primary_metric=specs[0].primary_metric, deadline=deadline)
             results: list[TrialResult] = []
-            for spec, row, setup, outcome in zip(specs, rows, ready, outcomes, strict=True):
+            for spec, row, x, outcome in zip(specs, rows, ready, outcomes, strict=True):
                 if isinstance(outcome, Exception):
                     _classify(row, outcome)
                     results.append(TrialResult(row))
                     continue
                 try:
-                    done = _finish(spec, setup, outcome)
+                    done = _finish(spec, x, outcome)
                     row.update(done.row)
                     results.append(TrialResult(row, done.curves, done.examples))
                 except Exception as exc:  # isolation: one seed's evaluation failing leaves the others' rows
                     _classify(row, exc)
                     results.append(TrialResult(row))
-    except Exception as exc:  # the whole cell failed (time-out, out of memory, a bug): one status for every seed
+    except Exception as exc:  # the whole stack failed (time-out, out of memory, a bug): one status for every seed
         results = []
         for row in rows:
             _classify(row, exc)

@@ -1,4 +1,4 @@
-"""Seed-vectorised training: every seed of one (dataset, loss) cell trained as one stacked MLP.
+"""Seed-vectorised training: every seed of one (dataset, objective, configuration) trained as one stacked MLP.
 
 Small tabular MLPs leave a CPU core mostly idle inside each tiny matmul and spend much of a step
 in Python and dispatch overhead (one optimiser step per parameter tensor, one autograd graph per
@@ -10,7 +10,7 @@ Each seed keeps exactly what the per-seed path gives it: its split and preproces
 its loss instance (built with its own context), its batch order (``batch_order(n, seed, epoch)``),
 its dropout masks (a generator per seed, in the global RNG's state where the per-seed path would
 start) and its early stopping. Losses see one seed's slice at a time, so batch-dependent losses are
-fine; a loss with per-sample state declares ``info.vectorizable = False`` and its cell runs per seed.
+fine; a loss with per-sample state declares ``info.vectorizable = False`` and its seeds run one by one.
 
 Adam, AdamW and SGD are element-wise, so one optimiser over stacked tensors takes the same step
 for every seed as S optimisers would. A seed that stops early is masked out of the objective;
@@ -39,7 +39,7 @@ from lossbench.train import TrainResult, fit, make_optimizer, step_state
 
 def unsupported_reason(models: Sequence[nn.Module], prepared: Sequence[Prepared], losses: Sequence[nn.Module],
                        methods: Sequence[Method]) -> str | None:
-    """Why this cell cannot be trained stacked (None when it can); the runner then trains each seed alone."""
+    """Why these seeds cannot be trained stacked (None when they can); the runner then trains each seed alone."""
     if len(models) < 2:
         return "a single seed"
     if not all(type(m) is MLP for m in models):
@@ -184,7 +184,7 @@ def stacked_split(parts: Sequence[torch.Tensor], width: int) -> torch.Tensor:
 
 
 class StackedLearner:
-    """The seeds of one cell as one stacked MLP, for :func:`lossbench.train.fit`.
+    """The seeds of one stack as one stacked MLP, for :func:`lossbench.train.fit`.
 
     Each member keeps its own loss, method (``plain``: it only supplies the loss's call extras), step state and
     dropout generator; a member that stopped is left out of the objective.

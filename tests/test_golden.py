@@ -90,7 +90,7 @@ def test_golden_values(name: str, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_golden_values_with_stacked_seeds(tmp_path: Path) -> None:
-    """Training the seeds of a cell as one stacked model gives the per-seed values."""
+    """Training the seeds of each (dataset, loss) as one stacked model gives the per-seed values."""
     if REGENERATE:
         pytest.skip("regenerating from the per-seed path")
     assert_matches("classification", snapshot(run_suite("classification", tmp_path / "v", "--vectorize-seeds")))
