@@ -48,6 +48,9 @@ class Prepared:
     class_counts: list[int] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # recorded in the result row as columns
     embedding_dim: int | None = None  # output width of an embedding model (proxy-based losses size their proxies)
+    #: Further construction context a loss may declare in ``needs``: what only this task knows (a new context item
+    #: is a name in ``lossbench.losses.base.CONTEXT_NEEDS`` and an entry here).
+    context: dict[str, Any] = field(default_factory=dict)
 
     def split(self, name: str) -> TensorSplit:
         part = {"train": self.train, "val": self.val, "test": self.test}[name]
@@ -62,13 +65,14 @@ class Prepared:
         return self
 
     def loss_context(self, seed: int) -> dict[str, Any]:
-        """Everything a loss may declare in ``needs`` at construction."""
+        """Everything a loss may declare in ``needs`` at construction (``build_loss`` passes on what it declares)."""
         return {
             "class_counts": list(self.class_counts),
             "n_classes": self.n_classes,
             "n_samples": len(self.train),
             "seed": seed,
             "embedding_dim": self.embedding_dim,
+            **self.context,
         }
 
 
