@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from lossbench import streams
 from lossbench.config import TrainingConfig
 from lossbench.losses.base import first_checkpoint
 from lossbench.methods.base import Batch, Method, MethodContext, StepState
@@ -38,8 +39,7 @@ def batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
     Every loss and method trained with the same seed sees the same batches.
     """
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g)
+    return torch.randperm(n, generator=streams.generator(seed, "batch_order", epoch))
 
 
 def batches(orders: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
@@ -63,7 +63,7 @@ def iterate_batches(n: int, batch_size: int, seed: int, epoch: int) -> Iterator[
 
 def step_state(seed: int) -> StepState:
     """A trial's per-step state; its generator (mixup draws, partners, ...) is a function of the seed only."""
-    return StepState(generator=torch.Generator(device="cpu").manual_seed(seed + 7919))
+    return StepState(generator=streams.generator(seed, "method"))
 
 
 def make_optimizer(params: list[nn.Parameter], training: TrainingConfig) -> torch.optim.Optimizer:
@@ -216,6 +216,8 @@ class ModelLearner:
         method.setup(model, prepared, loss, self.states[0], context)
         params = [p for p in [*model.parameters(), *loss.parameters(), *method.parameters()] if p.requires_grad]
         self.optimizer = make_optimizer(params, training)
+        # Dropout (and any draw without a generator) from the seed's own stream, whatever setup drew before.
+        streams.seed_torch(seed, "dropout")
 
     def train_mode(self) -> None:
         self.model.train()

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from lossbench import streams
 from lossbench.errors import DataError, UserError
 from lossbench.losses import LOSSES
 from lossbench.methods import METHODS
@@ -243,13 +244,13 @@ def setup(spec: TrialSpec) -> Setup:
     if not ok:
         raise Unsupported(f"{obj}: {reason}", info)
 
-    # Pairing: the model is built first from the trial seed alone, so every loss starts from the same weights.
-    torch.manual_seed(spec.seed)
+    # Pairing: the model is built from the trial seed's own stream, so every loss starts from the same weights.
+    streams.seed_torch(spec.seed, "init")
     model = task.build_model(prepared, spec)
-    torch.manual_seed(spec.seed + 1)
+    streams.seed_torch(spec.seed, "loss")  # a loss that initialises layers without a generator
     loss = build_loss(obj, **prepared.loss_context(spec.seed))
     method = build_method(obj)
-    rng_state = torch.get_rng_state()
+    rng_state = streams.generator(spec.seed, "dropout").get_state()  # what training draws dropout masks from
     prepared.to(spec.device)
     model.to(spec.device)
     loss.to(spec.device)

@@ -6,10 +6,10 @@ step). Stacking S seeds turns S small steps into one batched step: ``baddbmm`` o
 weights, one backward, one optimiser step over stacked tensors.
 
 Each seed keeps exactly what the per-seed path gives it: its split and preprocessing (its own
-``Prepared``), its initial weights (copied from the model built after ``torch.manual_seed(seed)``),
+``Prepared``), its initial weights (copied from the model built from the seed's ``init`` stream),
 its loss instance (built with its own context), its batch order (``batch_order(n, seed, epoch)``),
-its dropout masks (a generator per seed, in the global RNG's state where the per-seed path would
-start) and its early stopping. Losses see one seed's slice at a time, so batch-dependent losses are
+its dropout masks (a generator per seed on its `dropout` stream, which the per-seed path seeds the global RNG
+from) and its early stopping. Losses see one seed's slice at a time, so batch-dependent losses are
 fine; a loss with per-sample state declares ``info.vectorizable = False`` and its seeds run one by one.
 
 Adam, AdamW and SGD are element-wise, so one optimiser over stacked tensors takes the same step

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lossbench import streams
 from lossbench.errors import UserError
 from lossbench.losses.base import Param
 from lossbench.losses.segmentation import foreground_prob
@@ -172,7 +173,7 @@ class SFDAEntropyKL(Method):
             self.recorded["source_only_dice"] = self.task.evaluate(model, prepared, "test", ("dice",))["dice"]
         target = self.target.to(next(model.parameters()).device)
         opt = torch.optim.Adam(model.parameters(), lr=float(self.adapt_lr))
-        g = torch.Generator().manual_seed(self.seed + 4241)
+        g = streams.generator(self.seed, "method_setup", "adaptation order")
         model.train()
         for _ in range(int(self.adapt_epochs)):
             order = torch.randperm(len(target), generator=g)

@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from torch import nn
 
+from lossbench import streams
 from lossbench.errors import DataError
 from lossbench.evaluation import Predictions
 from lossbench.models import MODELS
@@ -26,6 +27,11 @@ from lossbench.tasks.label_noise import LabelNoise, inject_label_noise, parse_no
 
 #: One row per split (train, validation, test) at least, or stratification fails.
 MIN_CLASS_ROWS = 3
+
+
+def split_seed(seed: int, which: str) -> int:
+    """``random_state`` of one of a trial's splits (``which``: "test", "val", ...), from the split stream."""
+    return streams.seed_of(seed, "split", which, bits=32)
 
 
 def split_indices(y: np.ndarray, seed: int, test: float, val: float, uri: str) -> tuple[np.ndarray, ...]:
@@ -39,11 +45,11 @@ def split_indices(y: np.ndarray, seed: int, test: float, val: float, uri: str) -
             "Drop or merge that class (at least 3 rows per class).",
         )
     idx = np.arange(len(y))
-    rest, test_idx = train_test_split(idx, test_size=test, stratify=y, random_state=seed)
+    rest, test_idx = train_test_split(idx, test_size=test, stratify=y, random_state=split_seed(seed, "test"))
     if val <= 0:
         return rest, np.array([], dtype=np.int64), test_idx
     train_idx, val_idx = train_test_split(
-        rest, test_size=val / (1 - test), stratify=y[rest], random_state=seed + 1
+        rest, test_size=val / (1 - test), stratify=y[rest], random_state=split_seed(seed, "val")
     )
     return train_idx, val_idx, test_idx
 

@@ -26,6 +26,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 
+from lossbench import streams
 from lossbench.errors import DataError
 from lossbench.evaluation import Predictions
 from lossbench.models import MODELS
@@ -33,7 +34,7 @@ from lossbench.models.cnn import split_features
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType
-from lossbench.tasks.classification import split_indices, to_split
+from lossbench.tasks.classification import split_indices, split_seed, to_split
 from lossbench.tasks.label_noise import LabelNoise, inject_label_noise, long_tail_indices, parse_noise
 
 OPTION_KEYS = ("augment", "noise", "imbalance")
@@ -43,7 +44,7 @@ def augment_draws(n_rows: int, seed: int, epoch: int, crop: int) -> tuple[torch.
     """(crop offsets (n, 2), flip bits (n,)) of every training row in one epoch."""
     key = (n_rows, seed, epoch, crop)
     if _DRAWS.get("key") != key:  # one epoch's draws, reused by all its batches
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 0xA06)
+        g = streams.generator(seed, "augment", epoch)
         offsets = torch.randint(0, 2 * crop + 1, (n_rows, 2), generator=g)
         flips = torch.rand(n_rows, generator=g) < 0.5
         _DRAWS.update(key=key, value=(offsets, flips))
@@ -131,7 +132,8 @@ class ImageClassification(TaskType):
         if val <= 0:
             return rest, np.array([], dtype=np.int64), test_idx
         # the official test set stays whole; validation comes out of the official training rows
-        train_idx, val_idx = train_test_split(rest, test_size=val, stratify=data.y[rest], random_state=spec.seed + 1)
+        train_idx, val_idx = train_test_split(rest, test_size=val, stratify=data.y[rest],
+                                              random_state=split_seed(spec.seed, "val"))
         return train_idx, val_idx, test_idx
 
     def images(self, data: Dataset) -> np.ndarray:

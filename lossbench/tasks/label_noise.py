@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from lossbench import streams
+
 #: What a corrupted label becomes (see ``inject_label_noise``).
 NOISE_TYPES = ("symmetric", "pair")
 #: Earlier names still accepted in suite files: the tabular task called pair flipping "asymmetric".
@@ -62,7 +64,7 @@ def inject_label_noise(
     ``pair``, class c becomes c + 1 mod K, and on binary data only positives flip (to 0: under-reported positives,
     since flipping both ways would be symmetric noise). ``count``: ``exact`` corrupts exactly round(rate·n) rows
     (the image tasks), ``per-row`` each row independently with probability ``rate`` (the tabular task).
-    Each rule draws from a stream of its own, independent of the split and the batch order.
+    The draws come from the seed's noise stream, independent of the split and the batch order.
     """
     if noise.type not in NOISE_TYPES:
         raise ValueError(f"unknown noise type {noise.type!r}; use one of {NOISE_TYPES}")
@@ -72,7 +74,7 @@ def inject_label_noise(
         raise ValueError(f"unknown noise count {count!r}; use one of {COUNTS}")
     y = np.asarray(y, dtype=np.int64)
     if count == "per-row":
-        rng = np.random.default_rng([seed, 0x6E6F6973])
+        rng = streams.rng(seed, "noise")
         flip = rng.random(len(y)) < noise.rate
         # drawn for every row, so a row's new label does not depend on which other rows flip
         offset = rng.integers(1, n_classes, size=len(y)) if noise.type == "symmetric" else None
@@ -81,7 +83,7 @@ def inject_label_noise(
         n_flip = round(noise.rate * len(y))
         if n_flip == 0 or n_classes < 2:
             return y.copy(), flip
-        rng = np.random.default_rng([seed, 0x4E015E])
+        rng = streams.rng(seed, "noise")
         rows = rng.choice(len(y), size=n_flip, replace=False)
         flip[rows] = True
         offset = np.zeros(len(y), dtype=np.int64)
@@ -119,7 +121,7 @@ def long_tail_indices(y: np.ndarray, n_classes: int, imbalance: float, seed: int
     counts = np.bincount(y, minlength=n_classes)
     present = counts[counts > 0]
     targets = long_tail_counts(int(present.min()) if len(present) else 0, n_classes, imbalance)
-    rng = np.random.default_rng([seed, 0x10A6])
+    rng = streams.rng(seed, "long_tail")
     keep = []
     for c in range(n_classes):
         rows = np.flatnonzero(y == c)

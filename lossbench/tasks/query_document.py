@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lossbench import streams
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import Prepared, TensorSplit
@@ -40,8 +41,7 @@ def prepare_pairs(data: Dataset, spec: TrialSpec, encoder: str, width: int, h: i
     docs = text_features(data.X["document"].astype(str).tolist(), encoder, width)
     n_feat = int(docs.shape[1])
     n = len(docs)
-    rng = np.random.default_rng(spec.seed)
-    order = rng.permutation(n)
+    order = streams.rng(spec.seed, "split", "order").permutation(n)
     n_test = max(1, round(split.test * n))
     n_val = round(split.val * n)
     test_idx, val_idx, train_idx = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]

@@ -23,12 +23,13 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch import nn
 
+from lossbench import streams
 from lossbench.evaluation import Predictions
 from lossbench.models import MODELS
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType
-from lossbench.tasks.classification import make_preprocessor, split_indices, to_split
+from lossbench.tasks.classification import make_preprocessor, split_indices, split_seed, to_split
 from lossbench.tasks.query_document import embed_pairs, pair_relevance, prepare_pairs
 from lossbench.text_features import ENCODERS, NGRAM
 
@@ -77,7 +78,8 @@ def unseen_class_indices(y: np.ndarray, seed: int, val: float) -> tuple[np.ndarr
     test_idx = np.flatnonzero(~np.isin(y, seen))
     if val <= 0:
         return seen_rows, np.array([], dtype=np.int64), test_idx
-    train_idx, val_idx = train_test_split(seen_rows, test_size=val, stratify=y[seen_rows], random_state=seed)
+    train_idx, val_idx = train_test_split(seen_rows, test_size=val, stratify=y[seen_rows],
+                                          random_state=split_seed(seed, "val"))
     return train_idx, val_idx, test_idx
 
 
@@ -101,7 +103,7 @@ class Retrieval(TaskType):
         else:
             train_idx, val_idx, test_idx = split_indices(data.y, spec.seed, split.test, split.val, data.uri)
         if len(test_idx) > options.max_eval_items:  # leave-one-out costs O(n²): a seeded subsample of the gallery
-            rng = np.random.default_rng(spec.seed + 17)
+            rng = streams.rng(spec.seed, "subsample")
             test_idx = np.sort(rng.choice(test_idx, options.max_eval_items, replace=False))
         pre = make_preprocessor(data.X).fit(data.X.iloc[train_idx])
         # labels re-coded per split: proxies cover the training classes only

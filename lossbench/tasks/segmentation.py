@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lossbench import streams
 from lossbench.errors import DataError
 from lossbench.evaluation import Predictions
 from lossbench.models import MODELS
@@ -60,14 +61,14 @@ class Segmentation(TaskType):
             raise DataError(f"Dataset {data.uri!r} is not an image dataset.", "Use a seg: or folder: dataset URI.")
         test, val = spec.config.split.test, spec.config.split.val
         n = len(y)
-        order = np.random.default_rng(spec.seed).permutation(n)
+        order = streams.rng(spec.seed, "split", "order").permutation(n)
         target_X, target_y = getattr(data, "target_X", None), getattr(data, "target_y", None)
         info: dict[str, Any] = {}
         if target_X is not None:
             # source: train + val; target: a labelled test part and an unlabelled adaptation part
             n_val = max(1, round(val * n))
             val_idx, train_idx = order[:n_val], order[n_val:]
-            t_order = np.random.default_rng(spec.seed + 1).permutation(len(target_y))
+            t_order = streams.rng(spec.seed, "split", "target").permutation(len(target_y))
             n_test = max(1, round(test * len(target_y)))
             test_idx = t_order[:n_test]  # indices into the target images
             test_part = _split(target_X, target_y, test_idx)

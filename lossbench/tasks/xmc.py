@@ -23,7 +23,7 @@ from lossbench.models.retrieval import LabelDualEncoder
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType, TensorSplit
-from lossbench.tasks.classification import make_preprocessor
+from lossbench.tasks.classification import make_preprocessor, split_seed
 from lossbench.tasks.retrieval import positive_int_options
 
 
@@ -46,8 +46,8 @@ class MultilabelRetrieval(TaskType):
             raise DataError(f"Dataset {data.uri!r} has no multi-label targets.", "Use a multi-label source: river:yeast.")
         test, val = spec.config.split.test, spec.config.split.val
         idx = np.arange(len(data.y))
-        rest, test_idx = train_test_split(idx, test_size=test, random_state=spec.seed)
-        train_idx, val_idx = train_test_split(rest, test_size=val / (1 - test), random_state=spec.seed + 1)
+        rest, test_idx = train_test_split(idx, test_size=test, random_state=split_seed(spec.seed, "test"))
+        train_idx, val_idx = train_test_split(rest, test_size=val / (1 - test), random_state=split_seed(spec.seed, "val"))
         pre = make_preprocessor(data.X).fit(data.X.iloc[train_idx])
 
         def part(i: np.ndarray) -> TensorSplit:
