@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lossbench.metrics import METRICS, Metric
+from lossbench.metrics import METRICS
 from lossbench.metrics.threshold import best_threshold
 
 if TYPE_CHECKING:
@@ -43,11 +43,7 @@ def evaluate(task: TaskType, model: nn.Module, prepared: Prepared, split: str, m
         tuned += [m.name for m in resolved if m.thresholded]
     tuned = list(dict.fromkeys(tuned))
     if tuned and "proba" in predictions:
-        if getattr(task, "tunes_on_evaluated_split", False):
-            out.update(tuned_on_evaluated_split([METRICS.get(m) for m in metrics if METRICS.get(m).tuned_of],
-                                                predictions["proba"]))
-        else:
-            out.update(tuned_metrics(task, model, prepared, split, tuned, predictions["proba"]))
+        out.update(tuned_metrics(task, model, prepared, split, tuned, predictions["proba"]))
     return out
 
 
@@ -69,16 +65,6 @@ def tuned_metrics(task: TaskType, model: nn.Module, prepared: Prepared, split: s
         out[f"{name}_tuned"] = best if tune_split == split else base(y, proba, threshold=threshold)
         if split != tune_split:
             out[f"{name}_threshold"] = threshold
-    return out
-
-
-def tuned_on_evaluated_split(metrics: Sequence[Metric], proba_args: tuple[Any, ...]) -> dict[str, float]:
-    """Protocol 1 of the image tasks: ``_tuned`` metrics tuned their threshold on the split they evaluated."""
-    y, proba = proba_args
-    out = {}
-    for metric in metrics:
-        base = METRICS.get(metric.tuned_of)
-        out[metric.name] = base(y, proba) if proba.shape[1] != 2 else best_threshold(base, y, proba)[1]
     return out
 
 

@@ -75,3 +75,30 @@ def test_a_kind_the_model_cannot_give_is_nan(spectrum_metric: None) -> None:
 
     out = evaluate(NoSpectrum(), None, None, "val", ["top_singular"])  # type: ignore[arg-type]
     assert math.isnan(out["top_singular"])
+
+
+@pytest.mark.parametrize(("task", "uri", "model"), [
+    ("classification", "sklearn:breast_cancer", {"family": "mlp", "hidden": [8]}),
+    ("image", "images:digits#positive=0", {"family": "cnn", "channels": [4]}),
+    ("one-class", "images:digits#positive=8", {"family": "cnn", "channels": [4]}),
+])
+def test_a_test_split_never_chooses_a_threshold(task: str, uri: str, model: dict[str, Any],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from lossbench import evaluation
+    from lossbench.runner import expand
+    from lossbench.trial import setup, train_setup
+
+    suite = parse_suite({**SUITE, "task": task, "datasets": [uri], "primary_metric": "accuracy", "model": model,
+                         "training": {"epochs": 1, "batch_size": 128}, "seeds": 1}, "t.toml")
+    (spec,), _ = expand(suite)
+    ready = setup(spec)
+    train_setup(spec, ready)
+    tuned_on: list[np.ndarray] = []
+    real = evaluation.best_threshold
+    monkeypatch.setattr(evaluation, "best_threshold", lambda m, y, p: tuned_on.append(np.array(y)) or real(m, y, p))
+    out = ready.task.evaluate(ready.model, ready.prepared, "test", ("f1_tuned", "accuracy"))
+    assert tuned_on and all(np.array_equal(y, ready.prepared.val.y.numpy()) for y in tuned_on)
+    test_y, test_proba = ready.task.predict(ready.model, ready.prepared, "test", frozenset({"proba"}))["proba"]
+    f1 = METRICS.get("f1")
+    assert out["f1_tuned"] == f1(test_y, test_proba, threshold=out["f1_threshold"])  # the validation threshold
+    assert out["accuracy_tuned"] == METRICS.get("accuracy")(test_y, test_proba, threshold=out["accuracy_threshold"])

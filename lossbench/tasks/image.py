@@ -116,8 +116,6 @@ class ImageClassification(TaskType):
     description = "Image (or 1-D signal) classification with a small CNN; long-tail, label-noise, augmentation"
     loss_tasks = frozenset({"binary", "multiclass"})
     predictions = frozenset({"proba", "features"})
-    #: Protocol 1: ``_tuned`` metrics chose their threshold on the split they evaluated.
-    tunes_on_evaluated_split = True
 
     def parse_options(self, table: Mapping[str, Any], fail: Fail) -> ImageOptions:
         return parse_image_options(table, fail)
