@@ -183,10 +183,6 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
     if len(set(canon_datasets)) != len(canon_datasets):
         raise fail("datasets", "a dataset is listed twice.", "Remove the duplicate.")
 
-    training = training_config(data.get("training", {}), fail)
-    split = split_config(data.get("split", {}), fail)
-    model = model_config(data.get("model", {}), fail)
-
     from lossbench.evaluation import metrics_for
     from lossbench.metrics import METRICS
     from lossbench.tasks import TASK_TYPES
@@ -195,6 +191,9 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
     if task not in TASK_TYPES:
         raise fail("task", f"unknown task type {task!r}.", TASK_TYPES.suggest(task))
     task_type = TASK_TYPES.get(task)
+    training = training_config(data.get("training", {}), fail)
+    split = split_config(data.get("split", {}), fail)
+    model = model_config(data.get("model", {}), task_type.default_model, fail)
     for metric in [*metrics, data["primary_metric"]]:
         if metric not in METRICS:
             raise fail("metrics", f"unknown metric {metric!r}.", METRICS.suggest(metric))
@@ -221,12 +220,13 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
     )
 
 
-def model_config(table: Mapping[str, Any], fail: Any) -> ModelConfig:
-    """``[model]``: a registered family and options of the types its registration declares."""
+def model_config(table: Mapping[str, Any], default_family: str, fail: Any) -> ModelConfig:
+    """``[model]``: a registered family (the task's own without ``family``) and options of the types its
+    registration declares."""
     from lossbench.models import MODELS
 
     model = dict(table)
-    family = model.pop("family", "mlp")
+    family = model.pop("family", default_family)
     if family not in MODELS:
         raise fail("model.family", f"unknown model family {family!r}.", MODELS.suggest(str(family)))
     declared = MODELS.entry(family).meta.get("params", {})
@@ -246,12 +246,13 @@ def trial_config(task: str, tables: Mapping[str, Any], where: str = "<config>") 
     def fail(key: str, problem: str, fix: str = "See docs/suites.md for the suite format.") -> SuiteError:
         return SuiteError(f"{where}: {key}: {problem}", fix)
 
+    task_type = TASK_TYPES.get(task)
     table = dict(tables.get("options", {}))
     return TrialConfig(
-        model_config(tables.get("model", {}), fail),
+        model_config(tables.get("model", {}), task_type.default_model, fail),
         training_config(tables.get("training", {}), fail),
         split_config(tables.get("split", {}), fail),
-        TASK_TYPES.get(task).parse_options(table, lambda k, p, f="": fail(f"options.{k}", p, f)),
+        task_type.parse_options(table, lambda k, p, f="": fail(f"options.{k}", p, f)),
         table,
     )
 

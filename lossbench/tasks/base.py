@@ -85,6 +85,8 @@ class TaskType:
     name: str = ""
     description: str = ""
     loss_tasks: frozenset[str] = frozenset()
+    #: The model family trials use when the suite's ``[model]`` names none.
+    default_model: str = "mlp"
     #: The prediction kinds ``predict`` can make (see lossbench.metrics.base); metrics consuming others are refused.
     predictions: frozenset[str] = frozenset()
     #: ``from_outputs`` gives the predictions from the model's outputs on a split alone, so stacked seeds can be

@@ -121,6 +121,7 @@ class TabularClassification(TaskType):
     description = "Tabular binary or multi-class classification with an MLP"
     loss_tasks = frozenset({"binary", "multiclass"})
     predictions = frozenset({"proba"})
+    default_model = "mlp"
     predicts_from_outputs = True
 
     def check_data(self, data: Dataset) -> None:

@@ -116,6 +116,7 @@ class ImageClassification(TaskType):
     description = "Image (or 1-D signal) classification with a small CNN; long-tail, label-noise, augmentation"
     loss_tasks = frozenset({"binary", "multiclass"})
     predictions = frozenset({"proba", "features"})
+    default_model = "cnn"
 
     def parse_options(self, table: Mapping[str, Any], fail: Fail) -> ImageOptions:
         return parse_image_options(table, fail)

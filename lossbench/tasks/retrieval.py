@@ -88,6 +88,7 @@ class Retrieval(TaskType):
     description = "Embedding retrieval: class-as-relevance on tabular/signal data, query–document on pair data"
     loss_tasks = frozenset({"embedding", "query-document"})
     predictions = frozenset({"ranking", "embeddings"})
+    default_model = "mlp"  # row data; pair data use the two-tower "dual-mlp" unless the family is a pair model
 
     def parse_options(self, table: Mapping[str, Any], fail: Fail) -> RetrievalOptions:
         return parse_retrieval_options(table, fail)

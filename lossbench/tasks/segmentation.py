@@ -44,6 +44,7 @@ class Segmentation(TaskType):
     description = "2-D binary segmentation (thin structures, blobs, image folders) with a small U-Net"
     loss_tasks = frozenset({"segmentation"})
     predictions = frozenset({"masks"})
+    default_model = "unet"
 
     def parse_options(self, table: Mapping[str, Any], fail: Fail) -> SegmentationOptions:
         """``[options]``: ``examples = N`` test images kept per trial for the report (0 to 32, default 4)."""

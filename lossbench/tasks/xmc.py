@@ -37,6 +37,7 @@ class MultilabelRetrieval(TaskType):
     description = "Multi-label classification as label retrieval with a dual encoder"
     loss_tasks = frozenset({"multilabel"})
     predictions = frozenset({"ranking"})
+    default_model = "mlp"  # the row tower of the label dual encoder
 
     def parse_options(self, table: Mapping[str, Any], fail: Fail) -> XmcOptions:
         return positive_int_options(table, XmcOptions, fail)
