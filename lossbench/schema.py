@@ -52,6 +52,7 @@ TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "threshold_rule": pa.string(),
     "noise_type": pa.string(),
     # cost
+    "warmup_s": pa.float64(),  # the worker process's one-time start-up, paid before its first trial (else 0)
     "wall_s": pa.float64(),
     "train_s": pa.float64(),
     "eval_s": pa.float64(),

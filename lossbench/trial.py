@@ -27,6 +27,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from lossbench import streams
+from lossbench.config import TrainingConfig
 from lossbench.errors import DataError, UserError
 from lossbench.losses import LOSSES
 from lossbench.methods import METHODS
@@ -37,7 +38,7 @@ from lossbench.provenance import device_name, environment
 from lossbench.sources import Dataset, load_dataset
 from lossbench.specs import TrialSpec, canonical_json, short_hash
 from lossbench.tasks import TASK_TYPES
-from lossbench.train import Diverged, TrainResult, TrialTimeout, train
+from lossbench.train import Diverged, TrainResult, TrialTimeout, make_optimizer, train
 
 MAX_ERROR_CHARS = 2000
 
@@ -161,15 +162,44 @@ def in_flight(marker_dir: str | None, trial_id: str) -> Iterator[None]:
             path.unlink(missing_ok=True)
 
 
+_warm = False  # this process has paid its one-time costs (warm_up)
+
+
+def warm_up_step(device: str) -> None:
+    """One optimisation step of a tiny model: the first one imports torch's compiler stack (the optimisers
+    do, seconds) and initialises the device; every later trial of the process finds them ready."""
+    with torch.random.fork_rng(devices=[]):  # draws nothing a trial would see
+        model = torch.nn.Linear(4, 2).to(device)
+        optimizer = make_optimizer(list(model.parameters()), TrainingConfig())
+        x = torch.zeros(8, 4, device=device)
+        torch.nn.functional.cross_entropy(model(x), torch.zeros(8, dtype=torch.long, device=device)).backward()
+        optimizer.step()
+        torch.softmax(model(x), dim=1).cpu()
+
+
+def warm_up(spec: TrialSpec) -> float:
+    """Pay once per process, before the first trial's clock and deadline start, what that trial would otherwise:
+    importing the plug-ins and torch's optimiser machinery, initialising the device. The seconds it took
+    (0 once warm) are the row's ``warmup_s``; a time-out can then never interrupt an import half-way."""
+    global _warm
+    t0 = time.perf_counter()
+    load_plugins(spec.plugins)  # before the spec's loss name is resolved; the driver already imported them once
+    if _warm:
+        return 0.0
+    warm_up_step(spec.device)
+    _warm = True
+    return time.perf_counter() - t0
+
+
 def execute(
     spec: TrialSpec, run_id: str = "", backend: str = "local", attempt: int = 1, marker_dir: str | None = None
 ) -> TrialResult:
     """Run ``spec`` and return its row; never raises for a problem of the trial itself."""
-    load_plugins(spec.plugins)  # before the spec's loss name is resolved; the driver already imported them once
+    warmup_s = warm_up(spec)  # not part of this trial's wall time or deadline
     started = now()
     t0 = time.perf_counter()
     row = base_row(spec, run_id, backend, attempt)
-    row.update(started_at=started, status="failed", error_type="", error_msg="")
+    row.update(started_at=started, status="failed", error_type="", error_msg="", warmup_s=warmup_s)
     curves: list[dict[str, Any]] = []
     examples: dict[str, np.ndarray] | None = None
     try:
@@ -330,11 +360,18 @@ def execute_stacked(
 
     if len(specs) < 2:
         return [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
-    load_plugins(specs[0].plugins)
+    warmup_s = warm_up(specs[0]) / len(specs)  # shared among the seeds, like the stack's wall time
+
+    def one_by_one() -> list[TrialResult]:
+        results = [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
+        for result in results:
+            result.row["warmup_s"] = warmup_s
+        return results
+
     t0 = time.perf_counter()
     rows = [base_row(s, run_id, backend, 1) for s in specs]
     for row in rows:
-        row.update(started_at=now(), status="failed", error_type="", error_msg="")
+        row.update(started_at=now(), status="failed", error_type="", error_msg="", warmup_s=warmup_s)
     timeout = sum(s.trial_timeout for s in specs) if all(s.trial_timeout for s in specs) else None
     try:
         with contextlib.ExitStack() as stack:
@@ -346,10 +383,10 @@ def execute_stacked(
             try:
                 ready = [setup(s) for s in specs]
             except Unsupported:  # a seed is skipped: each seed records its own row
-                return [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
+                return one_by_one()
             if unsupported_reason([x.model for x in ready], [x.prepared for x in ready], [x.loss for x in ready],
                                   [x.method for x in ready]) is not None:
-                return [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
+                return one_by_one()
             for row, x in zip(rows, ready, strict=True):
                 row.update(x.info)
             gens = [torch.Generator() for _ in ready]
