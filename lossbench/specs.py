@@ -193,9 +193,15 @@ def short_hash(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:n]
 
 
+#: The evaluation protocol: how every trial is run and measured, whatever the suite. Bump it (and say what moved
+#: in CHANGELOG.md and docs/results.md) when a change moves results on purpose: it is part of every trial key, so
+#: rows of two protocols never pool and a rerun does not resume into old rows. Rows without it are protocol 1.
+PROTOCOL = "2"
+
 #: The columns whose values identify a trial; trial_id is their hash.
 KEY_FIELDS = (
     "suite", "suite_version", "task", "dataset", "data_hash", "loss", "loss_version", "seed", "config_hash",
+    "protocol",
 )
 
 
@@ -230,6 +236,10 @@ class TrialSpec:
     @property
     def config_hash(self) -> str:
         return short_hash(self.config.canonical())
+
+    @property
+    def protocol(self) -> str:
+        return PROTOCOL
 
     @property
     def key(self) -> dict[str, Any]:
