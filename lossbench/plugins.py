@@ -7,11 +7,13 @@ the imported module's ``register`` calls do the rest.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from lossbench.errors import UserError
 
@@ -47,3 +49,12 @@ def load_file(name: str) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
+    pickle_by_value(module)
+
+
+def pickle_by_value(module: ModuleType) -> None:
+    """Send the module's classes to worker processes by value: a worker cannot import a plug-in file by name,
+    yet trial specs may hold its objects (a plug-in task type's options)."""
+    for name in ("joblib.externals.cloudpickle", "cloudpickle"):  # loky's copy, and dask's
+        with contextlib.suppress(ImportError, AttributeError):
+            importlib.import_module(name).register_pickle_by_value(module)
