@@ -19,37 +19,22 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from lossbench.losses import make_loss
-from lossbench.methods import METHODS
 from lossbench.report.reliability import save_reliability_diagrams
-from lossbench.specs import ObjectiveSpec, TrialSpec
+from lossbench.runner import expand
 from lossbench.suite import load_suite
-from lossbench.tasks import TASK_TYPES
-from lossbench.train import train
-from lossbench.trial import cached_dataset
+from lossbench.trial import setup, train_setup
 
 
 def predictions(suite_name: str, uri: str, seed: int, losses: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    suite = load_suite(suite_name)
-    data = cached_dataset(uri)
-    task = TASK_TYPES.get(suite.task)
+    trials, _ = expand(load_suite(suite_name), losses=losses, datasets=[uri], seeds=[seed])
     out = {}
-    for text in losses:
-        obj = ObjectiveSpec.parse(text)
-        spec = TrialSpec(suite.name, suite.version, suite.task, uri, data.content_hash, str(obj), obj.version, seed,
-                         config=suite.config, metrics=suite.metrics, primary_metric=suite.primary_metric)
-        prepared = task.prepare(data, spec)
-        torch.manual_seed(seed)  # as in the trial: weights from the seed alone
-        model = task.build_model(prepared, spec)
-        torch.manual_seed(seed + 1)
-        loss = make_loss(obj.loss_name, obj.param_dict if obj.kind == "loss" else {}, **prepared.loss_context(seed))
-        method = METHODS.get(obj.method_name)(**(obj.param_dict if obj.kind == "method" else {}))
-        train(task, model, prepared, loss, method, training=suite.training, seed=seed,
-              primary_metric=suite.primary_metric, metrics=suite.metrics)
-        final = method.finish(model, prepared)
-        proba, _ = task.outputs(final, prepared.test.X, want_features=False)
-        out[str(obj)] = (prepared.test.y.numpy(), proba)
-        print(f"{obj}: accuracy {np.mean(proba.argmax(1) == out[str(obj)][0]):.3f}", flush=True)
+    for spec in trials:
+        ready = setup(spec)  # as the trial sets itself up: split, initial weights, loss
+        train_setup(spec, ready)
+        final = ready.method.finish(ready.model, ready.prepared)
+        proba, _ = ready.task.outputs(final, ready.prepared.test.X, want_features=False)
+        out[spec.loss] = (ready.prepared.test.y.numpy(), proba)
+        print(f"{spec.loss}: accuracy {np.mean(proba.argmax(1) == out[spec.loss][0]):.3f}", flush=True)
     return out
 
 

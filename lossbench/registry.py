@@ -8,7 +8,9 @@ group named by the registry (for example ``lossbench.losses``).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Mapping
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
@@ -16,6 +18,12 @@ from typing import Any, Generic, TypeVar
 from lossbench.errors import SpecError
 
 T = TypeVar("T")
+
+
+def import_submodules(package: str, path: Iterable[str]) -> None:
+    """Import every module of a package: a module registers what it defines, so adding one edits nothing else."""
+    for module in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{module.name}")
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,14 @@ from joblib.externals.loky.process_executor import BrokenProcessPool
 
 from lossbench.backends import BackendConfig, parallel_backend
 from lossbench.errors import UserError
+from lossbench.objectives import parse_objective
 from lossbench.provenance import environment, versions
 from lossbench.sources import load_dataset
 from lossbench.specs import ObjectiveSpec, TrialSpec
 from lossbench.store import ResultStore
 from lossbench.suite import Suite
 from lossbench.tasks import TASK_TYPES
-from lossbench.trial import TrialResult, crashed, execute, execute_cell
+from lossbench.trial import TrialResult, crashed, execute, execute_stacked
 
 
 @dataclass
@@ -38,13 +39,10 @@ class Plan:
     data_sizes: dict[str, int] = field(default_factory=dict)  # rows (or images) per dataset: a trial's relative cost
 
 
-def resolve_losses(suite: Suite, losses: Sequence[str] | None) -> list[str]:
-    chosen = [str(ObjectiveSpec.parse(x)) for x in losses] if losses else list(suite.losses)
-    seen: list[str] = []
-    for x in chosen:
-        if x not in seen:
-            seen.append(x)
-    return seen
+def resolve_objectives(suite: Suite, losses: Sequence[str] | None) -> list[ObjectiveSpec]:
+    """The objectives to run: ``--loss`` specs (parsed once, here) or the suite's; duplicates dropped."""
+    chosen = [parse_objective(x) for x in losses] if losses else list(suite.objectives)
+    return list(dict.fromkeys(chosen))
 
 
 def resolve_datasets(
@@ -79,7 +77,7 @@ def expand(
     sizes: dict[str, int] | None = None,
 ) -> tuple[list[TrialSpec], dict[str, str]]:
     hashes = resolve_datasets(suite, datasets, sizes)
-    objectives = resolve_losses(suite, losses)
+    objectives = resolve_objectives(suite, losses)
     seed_list = list(seeds) if seeds is not None else list(suite.seeds)
     trials = [
         TrialSpec(
@@ -88,8 +86,7 @@ def expand(
             task=suite.task,
             dataset=uri,
             data_hash=data_hash,
-            loss=obj,
-            loss_version=ObjectiveSpec.parse(obj).version,
+            objective=obj,
             seed=seed,
             config=suite.config,
             metrics=tuple(suite.metrics),
@@ -116,12 +113,12 @@ def plan(store: ResultStore | None, suite: Suite, rerun: str = "none", **kwargs:
     return Plan(suite, trials, pending, len(trials) - len(pending), hashes, sizes)
 
 
-Unit = list[TrialSpec]  # what one worker task runs: trials one after another, or the seeds of one cell stacked
+Unit = list[TrialSpec]  # what one worker task runs: trials one after another, or seeds trained stacked
 
 
-def cells(pending: Sequence[TrialSpec], vectorize_seeds: bool = False) -> list[Unit]:
+def seed_stacks(pending: Sequence[TrialSpec], vectorize_seeds: bool = False) -> list[Unit]:
     """Group trials into units of work: with ``vectorize_seeds``, every pending seed of one
-    (dataset, loss, configuration) cell in one unit, in grid order; otherwise one trial per unit."""
+    (dataset, objective, configuration) in one unit to train stacked, in grid order; otherwise one trial per unit."""
     if not vectorize_seeds:
         return [[s] for s in pending]
     groups: dict[str, Unit] = {}
@@ -138,7 +135,7 @@ def by_split(pending: Sequence[TrialSpec]) -> list[Unit]:
     """
     groups: dict[str, Unit] = {}
     for spec in pending:
-        groups.setdefault(replace(spec, loss="", loss_version="").trial_id, []).append(spec)
+        groups.setdefault(replace(spec, objective=ObjectiveSpec("")).trial_id, []).append(spec)
     return list(groups.values())
 
 
@@ -158,7 +155,7 @@ def _worker_execute(
     # start a second trial beside it.
     with parallel_config(backend="sequential"):
         if stacked and len(unit) > 1:
-            return execute_cell(unit, run_id=run_id, backend=backend, marker_dir=marker_dir)
+            return execute_stacked(unit, run_id=run_id, backend=backend, marker_dir=marker_dir)
         return [execute(spec, run_id=run_id, backend=backend, marker_dir=marker_dir) for spec in unit]
 
 
@@ -196,7 +193,7 @@ def dispatch(
     is cancelled, the trials that were running in a dead worker are recorded as ``crashed``,
     trials that never returned are run again, and the rest of the grid goes on.
     """
-    units = cells(pending, vectorize_seeds)
+    units = seed_stacks(pending, vectorize_seeds)
     if backend.name == "loky" and (backend.n_jobs == 1 or len(units) <= 1):
         for unit in units:
             yield _worker_execute(unit, run_id, "sequential", None, vectorize_seeds)

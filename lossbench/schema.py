@@ -8,6 +8,8 @@ SCHEMA_VERSION = 1
 METADATA_KEY = b"lossbench.schema_version"
 
 STATUSES = ("ok", "skipped", "failed", "diverged", "timeout", "oom", "crashed")
+#: The ``protocol`` of rows written before the column existed.
+UNVERSIONED_PROTOCOL = "1"
 #: Statuses that ``--rerun failed`` keeps; every other recorded status is rerun by it.
 SUCCESS = frozenset({"ok", "skipped"})
 
@@ -28,6 +30,7 @@ TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "loss_version": pa.string(),
     "seed": pa.int64(),
     "config_hash": pa.string(),
+    "protocol": pa.string(),  # lossbench.specs.PROTOCOL; rows written before it existed read as UNVERSIONED
     # readable parts of the key
     "loss_name": pa.string(),
     "method": pa.string(),
@@ -52,6 +55,7 @@ TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "threshold_rule": pa.string(),
     "noise_type": pa.string(),
     # cost
+    "warmup_s": pa.float64(),  # the worker process's one-time start-up, paid before its first trial (else 0)
     "wall_s": pa.float64(),
     "train_s": pa.float64(),
     "eval_s": pa.float64(),

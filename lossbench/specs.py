@@ -1,29 +1,32 @@
-"""The canonical strings everything is keyed on: loss specs, dataset URIs, trial keys.
+"""The canonical strings everything is keyed on, as plain values: loss and method specs, dataset URIs, trial keys.
 
 One syntax everywhere (command line, suite files, result columns, reports)::
 
-    focal                  a registered loss with its defaults
-    focal:gamma=1          a parameterised loss (keys sorted, defaults dropped)
-    dro-kl:base=focal,r=2  a wrapper naming the loss it wraps
-    rankmixup-mrl          a training method (its base loss is ``ce`` unless base= says otherwise)
+    focal                         a registered loss with its defaults
+    focal:gamma=1                 a parameterised loss (keys sorted, defaults dropped)
+    dro-kl:base=focal(gamma=1),r=2  a wrapper and the loss it wraps, with that loss's own parameters
+    rankmixup-mrl                 a training method (its base loss is ``ce`` unless base= says otherwise)
+    rankmixup-mrl:base=focal(gamma=1)
 
-Dataset URIs are ``scheme:location[#key=value&key=value]``, for example
-``sklearn:breast_cancer``, ``openml:310`` or ``csv:data.csv#target=label``.
+A nested loss is written ``name(key=value,...)``, or ``name`` alone with its defaults. Dataset URIs are
+``scheme:location[#key=value&key=value]``, for example ``sklearn:breast_cancer``, ``openml:310`` or
+``csv:data.csv#target=label``.
+
+This module reads the syntax only. Which names exist and which parameters they take is checked against the
+registries by :func:`lossbench.objectives.parse_objective`, the one place a spec is validated.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
+from lossbench.config import TrialConfig
 from lossbench.errors import SpecError
-from lossbench.losses import LOSSES
-from lossbench.methods import METHODS
 
-SPEC_HELP = "Write NAME or NAME:key=value,key=value, for example focal:gamma=1."
+SPEC_HELP = "Write NAME or NAME:key=value,key=value, for example focal:gamma=1 or dro-kl:base=focal(gamma=1)."
 
 
 def parse_value(text: str) -> Any:
@@ -44,98 +47,110 @@ def format_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, ObjectiveSpec):
+        return value.nested()
     return str(value)
 
 
-def split_params(text: str, sep: str, what: str) -> dict[str, Any]:
+def split_top_level(text: str, sep: str, what: str) -> list[str]:
+    """``text`` split at ``sep`` outside parentheses (a nested spec keeps its own commas)."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise SpecError(f"Unbalanced ')' in {what}.", SPEC_HELP)
+        elif char == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth:
+        raise SpecError(f"Unbalanced '(' in {what}.", SPEC_HELP)
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def split_params(text: str, sep: str, what: str, nested: bool = False) -> dict[str, Any]:
+    """``key=value`` pairs; with ``nested``, a value ``name(...)`` is a nested :class:`ObjectiveSpec`."""
     params: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in text.split(sep))):
+    for part in split_top_level(text, sep, what) if nested else filter(None, (p.strip() for p in text.split(sep))):
         key, eq, value = part.partition("=")
         if not eq or not key.strip() or not value.strip():
             raise SpecError(f"Cannot parse {part!r} in {what}.", "Parameters are written key=value.")
         if key.strip() in params:
             raise SpecError(f"Parameter {key.strip()!r} is given twice in {what}.")
-        params[key.strip()] = parse_value(value)
+        value = value.strip()
+        if nested and value.endswith(")"):
+            params[key.strip()] = read_objective(value)
+        elif nested and ":" in value:
+            name, _, inner = value.partition(":")
+            raise SpecError(f"Cannot read {part!r} in {what}: a nested loss takes its parameters in parentheses.",
+                            f"Write {key.strip()}={name}({inner}).")
+        else:
+            params[key.strip()] = parse_value(value)
     return params
 
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
-    """A loss or training method with validated parameters.
+    """A loss or a training method with its parameters; ``str()`` is the canonical form.
 
-    ``kind`` is ``"loss"`` or ``"method"``; a method carries the loss it wraps in ``base``.
+    ``params`` are sorted with defaults dropped once validated (:func:`lossbench.objectives.parse_objective`); a
+    parameter that names a wrapped loss (``base``) holds a nested ``ObjectiveSpec``. A method also carries the
+    loss it trains with in ``loss`` (its ``base``, written in ``params`` only when it is not the default).
+    ``kind`` is ``"loss"`` or ``"method"``, empty for a spec that has only been read, not validated.
     """
 
     name: str
-    kind: str
+    kind: str = ""
     params: tuple[tuple[str, Any], ...] = ()
-    base: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ObjectiveSpec:
-        if not isinstance(text, str) or not text.strip():
-            raise SpecError(f"Empty loss spec {text!r}.", SPEC_HELP)
-        name, _, rest = text.strip().partition(":")
-        name = name.strip()
-        params = split_params(rest, ",", f"loss spec {text!r}")
-        if name in LOSSES:
-            cls_ = LOSSES.get(name)
-            # validates parameters now, at the boundary
-            cls_(**params, **_dummy_context(cls_.needs_for(params)))
-            info = cls_.info
-            validated = _validated(info.params, name, params)
-            kept = {k: v for k, v in validated.items() if v != info.params[k].default}
-            return cls(name, "loss", tuple(sorted(kept.items())))
-        if name in METHODS:
-            mcls = METHODS.get(name)
-            base = params.pop("base", mcls.info.base_loss)
-            if base not in LOSSES:
-                raise SpecError(f"Method {name!r} wraps unknown loss {base!r}.", LOSSES.suggest(str(base)))
-            mcls(**params)
-            info_m = mcls.info
-            validated_m = _validated(info_m.params, name, params)
-            kept = {k: v for k, v in validated_m.items() if v != info_m.params[k].default}
-            return cls(name, "method", tuple(sorted(kept.items())), base=base)
-        known = LOSSES.names() + METHODS.names()
-        import difflib
-
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        hint = ("Did you mean " + " or ".join(map(repr, close)) + "? ") if close else ""
-        raise SpecError(f"Unknown loss or method {name!r}.", hint + "See `lossbench list losses`.")
-
-    @property
-    def param_dict(self) -> dict[str, Any]:
-        return dict(self.params)
+    loss: ObjectiveSpec | None = None
+    version: str = ""
 
     def __str__(self) -> str:
         parts = [f"{k}={format_value(v)}" for k, v in self.params]
-        if self.kind == "method" and self.base != METHODS.get(self.name).info.base_loss:
-            parts = sorted([*parts, f"base={self.base}"])
         return self.name + (":" + ",".join(parts) if parts else "")
+
+    def nested(self) -> str:
+        """The form this spec takes as another spec's parameter: ``name(key=value,...)``."""
+        parts = [f"{k}={format_value(v)}" for k, v in self.params]
+        return self.name + ("(" + ",".join(parts) + ")" if parts else "")
+
+    @property
+    def loss_spec(self) -> ObjectiveSpec:
+        """The loss that is trained: this spec itself, or a method's base loss."""
+        return self if self.loss is None else self.loss
 
     @property
     def loss_name(self) -> str:
-        return self.name if self.kind == "loss" else str(self.base)
+        return self.loss_spec.name
 
     @property
     def method_name(self) -> str:
-        return "plain" if self.kind == "loss" else self.name
+        return "plain" if self.loss is None else self.name
 
     @property
-    def version(self) -> str:
-        if self.kind == "loss":
-            return LOSSES.get(self.name).info.version
-        return f"{METHODS.get(self.name).info.version}+{LOSSES.get(str(self.base)).info.version}"
+    def param_dict(self) -> dict[str, Any]:
+        """Keyword arguments of the loss or method class; a nested loss as its text, a method's base left out."""
+        return {k: v.nested() if isinstance(v, ObjectiveSpec) else v for k, v in self.params
+                if not (self.loss is not None and k == "base")}
 
 
-def _validated(params: Mapping[str, Any], owner: str, given: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: params[k].validate(owner, k, given.get(k, params[k].default)) for k in params}
-
-
-def _dummy_context(needs: frozenset[str]) -> dict[str, Any]:
-    # Only for validating parameters before the data is known.
-    dummy = {"class_counts": [1, 1], "n_classes": 2, "n_samples": 2, "seed": 0, "embedding_dim": 2}
-    return {k: v for k, v in dummy.items() if k in needs}
+def read_objective(text: str) -> ObjectiveSpec:
+    """The syntax of a spec, ``name[:key=value,...]`` or ``name(key=value,...)``, not checked against any registry."""
+    if not isinstance(text, str) or not text.strip():
+        raise SpecError(f"Empty loss spec {text!r}.", SPEC_HELP)
+    text = text.strip()
+    paren, colon = text.find("("), text.find(":")
+    if paren > 0 and (colon < 0 or paren < colon):
+        if not text.endswith(")"):
+            raise SpecError(f"Cannot read loss spec {text!r}: text after the closing parenthesis.", SPEC_HELP)
+        name, inner = text[:paren], text[paren + 1 : -1]
+    else:
+        name, _, inner = text.partition(":")
+    params = split_params(inner, ",", f"loss spec {text!r}", nested=True)
+    return ObjectiveSpec(name.strip(), params=tuple(params.items()))
 
 
 @dataclass(frozen=True)
@@ -178,9 +193,15 @@ def short_hash(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:n]
 
 
+#: The evaluation protocol: how every trial is run and measured, whatever the suite. Bump it (and say what moved
+#: in CHANGELOG.md and docs/results.md) when a change moves results on purpose: it is part of every trial key, so
+#: rows of two protocols never pool and a rerun does not resume into old rows. Rows without it are protocol 1.
+PROTOCOL = "2"
+
 #: The columns whose values identify a trial; trial_id is their hash.
 KEY_FIELDS = (
     "suite", "suite_version", "task", "dataset", "data_hash", "loss", "loss_version", "seed", "config_hash",
+    "protocol",
 )
 
 
@@ -193,10 +214,9 @@ class TrialSpec:
     task: str
     dataset: str
     data_hash: str
-    loss: str
-    loss_version: str
+    objective: ObjectiveSpec  # the loss or method, validated; its text is the ``loss`` column
     seed: int
-    config: Mapping[str, Any] = field(default_factory=dict)  # model, training, split, task options
+    config: TrialConfig = field(default_factory=TrialConfig)  # model, training, split, task options
     metrics: tuple[str, ...] = ()
     primary_metric: str = ""
     # Run-time settings: they change how a trial runs, not what it measures.
@@ -206,8 +226,20 @@ class TrialSpec:
     plugins: tuple[str, ...] = ()  # modules a worker imports first (``--plugin``): they register extra losses
 
     @property
+    def loss(self) -> str:
+        return str(self.objective)
+
+    @property
+    def loss_version(self) -> str:
+        return self.objective.version
+
+    @property
     def config_hash(self) -> str:
-        return short_hash(self.config)
+        return short_hash(self.config.canonical())
+
+    @property
+    def protocol(self) -> str:
+        return PROTOCOL
 
     @property
     def key(self) -> dict[str, Any]:
@@ -217,9 +249,3 @@ class TrialSpec:
     def trial_id(self) -> str:
         return short_hash(self.key, 20)
 
-    @property
-    def objective(self) -> ObjectiveSpec:
-        return ObjectiveSpec.parse(self.loss)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

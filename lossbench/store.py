@@ -42,6 +42,7 @@ from lossbench.schema import (
     SCHEMA_VERSION,
     SUCCESS,
     TRIAL_COLUMNS,
+    UNVERSIONED_PROTOCOL,
     metrics_schema,
     trials_schema,
 )
@@ -343,6 +344,7 @@ def read_trial_files(files: Iterable[Path]) -> pd.DataFrame:
     if not tables:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in TRIAL_COLUMNS})
     frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    frame["protocol"] = frame.get("protocol", pd.Series(index=frame.index, dtype=object)).fillna(UNVERSIONED_PROTOCOL)
     frame = frame.sort_values(["ended_at", "attempt"], kind="stable")
     return frame.drop_duplicates("trial_id", keep="last").reset_index(drop=True)
 

@@ -15,25 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lossbench.config import ModelConfig, TrainingConfig, TrialConfig, defaults, split_config, training_config
 from lossbench.errors import SpecError, SuiteError
+from lossbench.specs import ObjectiveSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-#: Allowed keys per section, with their types and defaults.
-TRAINING_DEFAULTS: dict[str, Any] = {
-    "epochs": 30,
-    "batch_size": 64,
-    "optimizer": "adam",
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "momentum": 0.9,
-    "patience": 10,  # epochs without validation improvement before stopping; 0 disables
-}
-SPLIT_DEFAULTS: dict[str, Any] = {"test": 0.2, "val": 0.2}
-OPTIMIZERS = ("adam", "adamw", "sgd")
+#: The keys of ``[training]`` and their defaults (``dtype`` is optional and has none); defined by TrainingConfig.
+TRAINING_DEFAULTS: dict[str, Any] = {k: v for k, v in defaults(TrainingConfig).items() if k != "dtype"}
 TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
     "name": str,
     "version": (str, int),
@@ -71,26 +63,18 @@ class Suite:
     version: str
     task: str
     datasets: tuple[str, ...]
-    losses: tuple[str, ...]
+    objectives: tuple[ObjectiveSpec, ...]  # the losses and methods, parsed and validated
     primary_metric: str
     seeds: tuple[int, ...] = (0, 1, 2)
     metrics: tuple[str, ...] = ()
     description: str = ""
-    model: Mapping[str, Any] = field(default_factory=lambda: {"family": "mlp"})
-    training: Mapping[str, Any] = field(default_factory=lambda: dict(TRAINING_DEFAULTS))
-    split: Mapping[str, Any] = field(default_factory=lambda: dict(SPLIT_DEFAULTS))
-    options: Mapping[str, Any] = field(default_factory=dict)
+    config: TrialConfig = field(default_factory=TrialConfig)  # model, training, split and task options, typed
     path: str = ""
 
     @property
-    def config(self) -> dict[str, Any]:
-        """What a trial's ``config_hash`` covers: everything that changes what is trained."""
-        return {
-            "model": dict(self.model),
-            "training": dict(self.training),
-            "split": dict(self.split),
-            "options": dict(self.options),
-        }
+    def losses(self) -> tuple[str, ...]:
+        """The objectives as their canonical text (the ``loss`` column)."""
+        return tuple(str(o) for o in self.objectives)
 
     def resolved(self) -> dict[str, Any]:
         return {
@@ -102,7 +86,7 @@ class Suite:
             "seeds": list(self.seeds),
             "metrics": list(self.metrics),
             "primary_metric": self.primary_metric,
-            **self.config,
+            **self.config.canonical(),
             "path": self.path,
         }
 
@@ -177,14 +161,16 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
             raise fail("seeds", "lists a seed twice.")
         seeds = tuple(seeds_raw)
 
-    from lossbench.specs import DatasetURI, ObjectiveSpec
+    from lossbench.objectives import parse_objective
+    from lossbench.specs import DatasetURI
 
-    canon_losses = []
+    objectives = []
     for text in losses:
         try:
-            canon_losses.append(str(ObjectiveSpec.parse(text)))
+            objectives.append(parse_objective(text))
         except SpecError as exc:
             raise fail("losses", exc.message, exc.hint or "") from None
+    canon_losses = [str(o) for o in objectives]
     if len(set(canon_losses)) != len(canon_losses):
         dup = next(x for x in canon_losses if canon_losses.count(x) > 1)
         raise fail("losses", f"{dup!r} is listed twice.", "Remove the duplicate.")
@@ -197,73 +183,77 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
     if len(set(canon_datasets)) != len(canon_datasets):
         raise fail("datasets", "a dataset is listed twice.", "Remove the duplicate.")
 
-    raw_training = dict(data.get("training", {}))
-    # Optional and without a default, so configs (and trial ids) of suites that do not set it are unchanged.
-    dtype = raw_training.pop("dtype", None)
-    training = _section(raw_training, TRAINING_DEFAULTS, "training", fail)
-    if dtype is not None:
-        if dtype not in ("float32", "float64"):
-            raise fail("training.dtype", f"must be float32 or float64; got {dtype!r}.", 'Write dtype = "float64".')
-        training["dtype"] = dtype
-    if training["optimizer"] not in OPTIMIZERS:
-        raise fail("training.optimizer", f"unknown optimizer {training['optimizer']!r}.",
-                   f"Use one of {', '.join(OPTIMIZERS)}.")
-    for key in ("epochs", "batch_size"):
-        if training[key] < 1:
-            raise fail(f"training.{key}", f"must be at least 1; got {training[key]}.")
-    for key in ("lr", "weight_decay", "momentum"):
-        # TOML has nan and inf literals; they would pass the comparisons below and train garbage
-        if not math.isfinite(training[key]):
-            raise fail(f"training.{key}", f"must be a finite number; got {training[key]}.")
-    if training["lr"] <= 0:
-        raise fail("training.lr", f"must be positive; got {training['lr']}.")
-    if training["patience"] < 0 or training["weight_decay"] < 0:
-        raise fail("training", "patience and weight_decay must not be negative.")
-    split = _section(data.get("split", {}), SPLIT_DEFAULTS, "split", fail)
-    if not (0 < split["test"] < 1 and 0 <= split["val"] < 1 and split["test"] + split["val"] < 1):
-        raise fail("split", "test and val are fractions with 0 < test, 0 <= val and test + val < 1.")
-
-    model = dict(data.get("model", {}))
-    model.setdefault("family", "mlp")
-    from lossbench.models import MODELS
-
-    if model["family"] not in MODELS:
-        raise fail("model.family", f"unknown model family {model['family']!r}.", MODELS.suggest(str(model["family"])))
-    allowed = set(MODELS.entry(model["family"]).meta.get("params", {})) | {"family"}
-    extra = set(model) - allowed
-    if extra:
-        raise fail(f"model.{sorted(extra)[0]}", "unknown option.", f"Options of {model['family']!r}: "
-                   + ", ".join(sorted(allowed - {"family"})) + ".")
-    check_model_options(model, MODELS.entry(model["family"]).meta.get("params", {}), fail)
-
+    from lossbench.evaluation import metrics_for
     from lossbench.metrics import METRICS
     from lossbench.tasks import TASK_TYPES
 
     task = data["task"]
     if task not in TASK_TYPES:
         raise fail("task", f"unknown task type {task!r}.", TASK_TYPES.suggest(task))
+    task_type = TASK_TYPES.get(task)
+    training = training_config(data.get("training", {}), fail)
+    split = split_config(data.get("split", {}), fail)
+    model = model_config(data.get("model", {}), task_type.default_model, fail)
     for metric in [*metrics, data["primary_metric"]]:
         if metric not in METRICS:
             raise fail("metrics", f"unknown metric {metric!r}.", METRICS.suggest(metric))
+        kind = METRICS.get(metric).prediction
+        if kind not in task_type.predictions:
+            raise fail("metrics", f"{metric!r} needs {kind} predictions, which the {task!r} task does not make.",
+                       f"Metrics that fit: {', '.join(metrics_for(task_type))}.")
     if data["primary_metric"] not in metrics:
         metrics = [data["primary_metric"], *metrics]
-    options = dict(data.get("options", {}))
-    TASK_TYPES.get(task).validate_options(options, lambda k, p, f="": fail(f"options.{k}", p, f))
+    table = dict(data.get("options", {}))
+    options = task_type.parse_options(table, lambda k, p, f="": fail(f"options.{k}", p, f))
     return Suite(
         name=data["name"],
         version=str(data["version"]),
         task=task,
         datasets=tuple(canon_datasets),
-        losses=tuple(canon_losses),
+        objectives=tuple(objectives),
         primary_metric=data["primary_metric"],
         seeds=seeds,
         metrics=tuple(metrics),
         description=data.get("description", ""),
-        model=model,
-        training=training,
-        split=split,
-        options=options,
+        config=TrialConfig(model, training, split, options, table),
         path=where,
+    )
+
+
+def model_config(table: Mapping[str, Any], default_family: str, fail: Any) -> ModelConfig:
+    """``[model]``: a registered family (the task's own without ``family``) and options of the types its
+    registration declares."""
+    from lossbench.models import MODELS
+
+    model = dict(table)
+    family = model.pop("family", default_family)
+    if family not in MODELS:
+        raise fail("model.family", f"unknown model family {family!r}.", MODELS.suggest(str(family)))
+    declared = MODELS.entry(family).meta.get("params", {})
+    extra = set(model) - set(declared)
+    if extra:
+        raise fail(f"model.{sorted(extra)[0]}", "unknown option.", f"Options of {family!r}: "
+                   + ", ".join(sorted(declared)) + ".")
+    check_model_options(model, declared, fail)
+    return ModelConfig(family, model)
+
+
+def trial_config(task: str, tables: Mapping[str, Any], where: str = "<config>") -> TrialConfig:
+    """A :class:`TrialConfig` from suite-style tables (``model``, ``training``, ``split``, ``options``), validated as
+    a suite's are: for code that builds a trial without a suite file."""
+    from lossbench.tasks import TASK_TYPES
+
+    def fail(key: str, problem: str, fix: str = "See docs/suites.md for the suite format.") -> SuiteError:
+        return SuiteError(f"{where}: {key}: {problem}", fix)
+
+    task_type = TASK_TYPES.get(task)
+    table = dict(tables.get("options", {}))
+    return TrialConfig(
+        model_config(tables.get("model", {}), task_type.default_model, fail),
+        training_config(tables.get("training", {}), fail),
+        split_config(tables.get("split", {}), fail),
+        task_type.parse_options(table, lambda k, p, f="": fail(f"options.{k}", p, f)),
+        table,
     )
 
 
@@ -300,19 +290,3 @@ def _str_list(value: list[Any], key: str, fail: Any, allow_empty: bool = False) 
     if not all(isinstance(v, str) and v.strip() for v in value):
         raise fail(key, "every entry must be a non-empty string.")
     return [v.strip() for v in value]
-
-
-def _section(value: Mapping[str, Any], defaults: Mapping[str, Any], name: str, fail: Any) -> dict[str, Any]:
-    out = dict(defaults)
-    for key, v in value.items():
-        if key not in defaults:
-            raise fail(f"{name}.{key}", "unknown key.", f"Known keys: {', '.join(defaults)}.")
-        want = type(defaults[key])
-        ok = (isinstance(v, want) and not isinstance(v, bool)) or (want is float and isinstance(v, int)
-                                                                   and not isinstance(v, bool))
-        if want is bool:
-            ok = isinstance(v, bool)
-        if not ok:
-            raise fail(f"{name}.{key}", f"must be a {want.__name__}; got {v!r}.")
-        out[key] = float(v) if want is float else v
-    return out

@@ -26,15 +26,19 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from lossbench import streams
+from lossbench.config import TrainingConfig
 from lossbench.errors import DataError, UserError
-from lossbench.losses import LOSSES, make_loss
+from lossbench.losses import LOSSES
 from lossbench.methods import METHODS
 from lossbench.metrics import METRICS
+from lossbench.objectives import build_loss, build_method
+from lossbench.plugins import load_plugins
 from lossbench.provenance import device_name, environment
 from lossbench.sources import Dataset, load_dataset
 from lossbench.specs import TrialSpec, canonical_json, short_hash
 from lossbench.tasks import TASK_TYPES
-from lossbench.train import Diverged, TrainResult, TrialTimeout, train
+from lossbench.train import Diverged, TrainResult, TrialTimeout, make_optimizer, train
 
 MAX_ERROR_CHARS = 2000
 
@@ -57,7 +61,7 @@ def cached_dataset(uri: str) -> Dataset:
 
 
 _PREPARED: dict[tuple[str, ...], Any] = {}
-PREPARED_CACHE_SIZE = 8  # the seeds of one vectorised cell fit
+PREPARED_CACHE_SIZE = 8  # the seeds of one stack fit
 PREPARED_CACHE_BYTES = 32 * 2**20
 
 
@@ -68,7 +72,7 @@ def prepare_cached(task: Any, data: Dataset, spec: TrialSpec) -> Any:
     so a worker running several losses of one seed fits them once. Each trial gets its own deep copy.
     """
     # spec.data_hash: _setup has just checked it against the data (hashing it again costs a pass over it)
-    key = (spec.task, spec.dataset, spec.data_hash, str(spec.seed), canonical_json(spec.config))
+    key = (spec.task, spec.dataset, spec.data_hash, str(spec.seed), canonical_json(spec.config.canonical()))
     if key in _PREPARED:
         return copy.deepcopy(_PREPARED[key])
     prepared = task.prepare(data, spec)
@@ -102,7 +106,7 @@ def base_row(spec: TrialSpec, run_id: str, backend: str, attempt: int) -> dict[s
         "loss_name": obj.loss_name,
         "method": obj.method_name,
         "loss_params": canonical_json(obj.param_dict),
-        "config": canonical_json(spec.config),
+        "config": canonical_json(spec.config.canonical()),
         "dataset_name": spec.dataset,
         "metric": spec.primary_metric,
         "higher_is_better": METRICS.get(spec.primary_metric).greater_is_better,
@@ -158,15 +162,44 @@ def in_flight(marker_dir: str | None, trial_id: str) -> Iterator[None]:
             path.unlink(missing_ok=True)
 
 
+_warm = False  # this process has paid its one-time costs (warm_up)
+
+
+def warm_up_step(device: str) -> None:
+    """One optimisation step of a tiny model: the first one imports torch's compiler stack (the optimisers
+    do, seconds) and initialises the device; every later trial of the process finds them ready."""
+    with torch.random.fork_rng(devices=[]):  # draws nothing a trial would see
+        model = torch.nn.Linear(4, 2).to(device)
+        optimizer = make_optimizer(list(model.parameters()), TrainingConfig())
+        x = torch.zeros(8, 4, device=device)
+        torch.nn.functional.cross_entropy(model(x), torch.zeros(8, dtype=torch.long, device=device)).backward()
+        optimizer.step()
+        torch.softmax(model(x), dim=1).cpu()
+
+
+def warm_up(spec: TrialSpec) -> float:
+    """Pay once per process, before the first trial's clock and deadline start, what that trial would otherwise:
+    importing the plug-ins and torch's optimiser machinery, initialising the device. The seconds it took
+    (0 once warm) are the row's ``warmup_s``; a time-out can then never interrupt an import half-way."""
+    global _warm
+    t0 = time.perf_counter()
+    load_plugins(spec.plugins)  # before the spec's loss name is resolved; the driver already imported them once
+    if _warm:
+        return 0.0
+    warm_up_step(spec.device)
+    _warm = True
+    return time.perf_counter() - t0
+
+
 def execute(
     spec: TrialSpec, run_id: str = "", backend: str = "local", attempt: int = 1, marker_dir: str | None = None
 ) -> TrialResult:
     """Run ``spec`` and return its row; never raises for a problem of the trial itself."""
-    load_plugins(spec.plugins)  # before the spec's loss name is resolved; the driver already imported them once
+    warmup_s = warm_up(spec)  # not part of this trial's wall time or deadline
     started = now()
     t0 = time.perf_counter()
     row = base_row(spec, run_id, backend, attempt)
-    row.update(started_at=started, status="failed", error_type="", error_msg="")
+    row.update(started_at=started, status="failed", error_type="", error_msg="", warmup_s=warmup_s)
     curves: list[dict[str, Any]] = []
     examples: dict[str, np.ndarray] | None = None
     try:
@@ -204,13 +237,25 @@ class Setup:
     method: Any
     deadline: float | None
     rng_state: torch.Tensor  # the global RNG state training starts from (dropout masks are drawn from it)
+    info: dict[str, Any] = field(default_factory=dict)  # row columns about the data: n_classes, n_train, ...
+
+
+class Unsupported(Exception):
+    """The trial's loss or method does not apply to its data: the trial is recorded as skipped."""
+
+    def __init__(self, reason: str, info: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.info = info
 
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def _setup(spec: TrialSpec, row: dict[str, Any]) -> Setup | TrialResult:
-    """Load, split and preprocess; build model, loss and method. A skipped trial returns its result instead."""
+def setup(spec: TrialSpec) -> Setup:
+    """Load, split and preprocess; build model, loss and method, exactly as a trial does before training.
+
+    Raises :class:`Unsupported` when the loss or method does not apply to the data.
+    """
     deadline = time.monotonic() + spec.trial_timeout if spec.trial_timeout else None
     obj = spec.objective
     task = TASK_TYPES.get(spec.task)
@@ -221,26 +266,25 @@ def _setup(spec: TrialSpec, row: dict[str, Any]) -> Setup | TrialResult:
             f"(hash {data.content_hash}, expected {spec.data_hash})."
         )
     prepared = prepare_cached(task, data, spec)
-    row.update(n_classes=prepared.n_classes, **{k: v for k, v in prepared.info.items() if k.startswith("n_")},
-               dataset_name=data.name)
+    info = {"n_classes": prepared.n_classes, **{k: v for k, v in prepared.info.items() if k.startswith("n_")},
+            "dataset_name": data.name}
     loss_cls = LOSSES.get(obj.loss_name)
     method_cls = METHODS.get(obj.method_name)
     ok, reason = task.supports(loss_cls.info.tasks & method_cls.info.tasks, prepared)
     if not ok:
-        return TrialResult({"status": "skipped", "error_type": "Unsupported", "error_msg": f"{obj}: {reason}"})
+        raise Unsupported(f"{obj}: {reason}", info)
 
-    # Pairing: the model is built first from the trial seed alone, so every loss starts from the same weights.
-    torch.manual_seed(spec.seed)
+    # Pairing: the model is built from the trial seed's own stream, so every loss starts from the same weights.
+    streams.seed_torch(spec.seed, "init")
     model = task.build_model(prepared, spec)
-    torch.manual_seed(spec.seed + 1)
-    loss = make_loss(obj.loss_name, obj.param_dict if obj.kind == "loss" else {},
-                     **prepared.loss_context(spec.seed))
-    method = method_cls(**(obj.param_dict if obj.kind == "method" else {}))
-    rng_state = torch.get_rng_state()
+    streams.seed_torch(spec.seed, "loss")  # a loss that initialises layers without a generator
+    loss = build_loss(obj, **prepared.loss_context(spec.seed))
+    method = build_method(obj)
+    rng_state = streams.generator(spec.seed, "dropout").get_state()  # what training draws dropout masks from
     prepared.to(spec.device)
     model.to(spec.device)
     loss.to(spec.device)
-    dtype = DTYPES[str(spec.config.get("training", {}).get("dtype", "float32"))]
+    dtype = DTYPES[spec.config.training.dtype or "float32"]
     if dtype != torch.float32:  # float64 for exactness checks; inputs, weights and loss buffers alike
         for name in ("train", "val", "test"):
             part = getattr(prepared, name)
@@ -251,17 +295,17 @@ def _setup(spec: TrialSpec, row: dict[str, Any]) -> Setup | TrialResult:
                 prepared.info[key] = value.to(dtype)
         model.to(dtype)
         loss.to(dtype)
-    return Setup(task, prepared, model, loss, method, deadline, rng_state)
+    return Setup(task, prepared, model, loss, method, deadline, rng_state, info)
 
 
-def _finish(spec: TrialSpec, setup: Setup, result: TrainResult) -> TrialResult:
+def _finish(spec: TrialSpec, ready: Setup, result: TrainResult) -> TrialResult:
     """Test-split metrics of the trained model: the row's outcome columns."""
-    final = setup.method.finish(setup.model, setup.prepared)
+    final = ready.method.finish(ready.model, ready.prepared)
     t_eval = time.perf_counter()
-    metrics = setup.task.evaluate(final, setup.prepared, "test", spec.metrics)
+    metrics = ready.task.evaluate(final, ready.prepared, "test", spec.metrics)
     eval_s = time.perf_counter() - t_eval
     out = {f"m_{k}": float(v) for k, v in metrics.items()}
-    out.update({f"m_{k}": float(v) for k, v in setup.method.record().items()})
+    out.update({f"m_{k}": float(v) for k, v in ready.method.record().items()})
     out.update(
         status="ok",
         value=float(metrics[spec.primary_metric]),
@@ -270,19 +314,26 @@ def _finish(spec: TrialSpec, setup: Setup, result: TrainResult) -> TrialResult:
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,
     )
-    if setup.prepared.info.get("record"):
-        out.update({k: v for k, v in setup.prepared.info["record"].items()})
-    return TrialResult(out, result.curves, setup.task.examples(final, setup.prepared, spec))
+    if ready.prepared.info.get("record"):
+        out.update({k: v for k, v in ready.prepared.info["record"].items()})
+    return TrialResult(out, result.curves, ready.task.examples(final, ready.prepared, spec))
+
+
+def train_setup(spec: TrialSpec, ready: Setup) -> TrainResult:
+    """Train a trial's model as ``execute`` does (best validation epoch restored)."""
+    return train(ready.task, ready.model, ready.prepared, ready.loss, ready.method, training=spec.config.training,
+                 seed=spec.seed, primary_metric=spec.primary_metric, deadline=ready.deadline,
+                 metrics=tuple(spec.metrics))
 
 
 def _run(spec: TrialSpec, row: dict[str, Any]) -> TrialResult:
-    setup = _setup(spec, row)
-    if isinstance(setup, TrialResult):
-        return setup
-    result = train(setup.task, setup.model, setup.prepared, setup.loss, setup.method,
-                   training=spec.config.get("training", {}), seed=spec.seed, primary_metric=spec.primary_metric,
-                   deadline=setup.deadline, metrics=tuple(spec.metrics))
-    return _finish(spec, setup, result)
+    try:
+        ready = setup(spec)
+    except Unsupported as exc:
+        row.update(exc.info)
+        return TrialResult({"status": "skipped", "error_type": "Unsupported", "error_msg": str(exc)})
+    row.update(ready.info)
+    return _finish(spec, ready, train_setup(spec, ready))
 
 
 def _classify(row: dict[str, Any], exc: BaseException) -> None:
@@ -299,61 +350,67 @@ def _classify(row: dict[str, Any], exc: BaseException) -> None:
         _fail(row, "failed", exc)
 
 
-def execute_cell(
+def execute_stacked(
     specs: Sequence[TrialSpec], run_id: str = "", backend: str = "local", marker_dir: str | None = None
 ) -> list[TrialResult]:
-    """Run the seeds of one (dataset, loss) cell as one stacked model; each seed alone when that is unsupported.
-
-    Rows are those ``execute`` gives, seed by seed (``train_s`` is the cell's training time over its seeds).
+    """Run the seeds of one (dataset, objective, configuration) as one stacked model; each seed alone when that
+    is unsupported. Rows are those ``execute`` gives, seed by seed (``train_s``: the stack's time over its seeds).
     """
     from lossbench.vectorized import train_stacked, unsupported_reason
 
     if len(specs) < 2:
         return [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
-    load_plugins(specs[0].plugins)
+    warmup_s = warm_up(specs[0]) / len(specs)  # shared among the seeds, like the stack's wall time
+
+    def one_by_one() -> list[TrialResult]:
+        results = [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
+        for result in results:
+            result.row["warmup_s"] = warmup_s
+        return results
+
     t0 = time.perf_counter()
     rows = [base_row(s, run_id, backend, 1) for s in specs]
     for row in rows:
-        row.update(started_at=now(), status="failed", error_type="", error_msg="")
+        row.update(started_at=now(), status="failed", error_type="", error_msg="", warmup_s=warmup_s)
     timeout = sum(s.trial_timeout for s in specs) if all(s.trial_timeout for s in specs) else None
     try:
         with contextlib.ExitStack() as stack:
             for s in specs:
                 stack.enter_context(in_flight(marker_dir, s.trial_id))
             stack.enter_context(threadpool_limits(specs[0].threads))
-            stack.enter_context(hard_deadline(timeout))  # the cell gets the sum of its trials' limits
+            stack.enter_context(hard_deadline(timeout))  # the stack gets the sum of its trials' limits
             torch.set_num_threads(specs[0].threads)
-            setups = [_setup(s, r) for s, r in zip(specs, rows, strict=True)]
-            if any(isinstance(x, TrialResult) for x in setups):
-                reason: str | None = "a seed was skipped"
-            else:
-                reason = unsupported_reason([x.model for x in setups], [x.prepared for x in setups],  # type: ignore[union-attr]
-                                            [x.loss for x in setups], [x.method for x in setups])  # type: ignore[union-attr]
-            if reason is not None:
-                return [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
-            ready: list[Setup] = setups  # type: ignore[assignment]
+            try:
+                ready = [setup(s) for s in specs]
+            except Unsupported:  # a seed is skipped: each seed records its own row
+                return one_by_one()
+            if unsupported_reason([x.model for x in ready], [x.prepared for x in ready], [x.loss for x in ready],
+                                  [x.method for x in ready]) is not None:
+                return one_by_one()
+            for row, x in zip(rows, ready, strict=True):
+                row.update(x.info)
             gens = [torch.Generator() for _ in ready]
             for g, x in zip(gens, ready, strict=True):
                 g.set_state(x.rng_state)  # where each seed's dropout draws would start in its own process
             deadline = time.monotonic() + timeout if timeout else None
             outcomes = train_stacked(ready[0].task, [x.model for x in ready], [x.prepared for x in ready],
                                      [x.loss for x in ready], [x.method for x in ready], gens,
-                                     training=specs[0].config.get("training", {}), seeds=[s.seed for s in specs],
+                                     training=specs[0].config.training, seeds=[s.seed for s in specs],
                                      primary_metric=specs[0].primary_metric, deadline=deadline)
             results: list[TrialResult] = []
-            for spec, row, setup, outcome in zip(specs, rows, ready, outcomes, strict=True):
+            for spec, row, x, outcome in zip(specs, rows, ready, outcomes, strict=True):
                 if isinstance(outcome, Exception):
                     _classify(row, outcome)
                     results.append(TrialResult(row))
                     continue
                 try:
-                    done = _finish(spec, setup, outcome)
+                    done = _finish(spec, x, outcome)
                     row.update(done.row)
                     results.append(TrialResult(row, done.curves, done.examples))
                 except Exception as exc:  # isolation: one seed's evaluation failing leaves the others' rows
                     _classify(row, exc)
                     results.append(TrialResult(row))
-    except Exception as exc:  # the whole cell failed (time-out, out of memory, a bug): one status for every seed
+    except Exception as exc:  # the whole stack failed (time-out, out of memory, a bug): one status for every seed
         results = []
         for row in rows:
             _classify(row, exc)
@@ -366,35 +423,6 @@ def execute_cell(
         for c in result.curves:
             c["trial_id"] = result.row["trial_id"]
     return results
-
-
-def load_plugins(modules: tuple[str, ...] | list[str]) -> None:
-    """Import plug-ins named explicitly by the user: a module name, or a path to a ``.py`` file.
-
-    Importing them registers their losses; a path works in any worker, whatever its ``sys.path``.
-    """
-    import importlib
-    import importlib.util
-    import sys
-
-    for name in modules:
-        if name.endswith(".py"):
-            path = Path(name).resolve()
-            module_name = f"lossbench_plugin_{path.stem}"
-            if module_name in sys.modules:
-                continue
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            if spec is None or spec.loader is None or not path.is_file():
-                raise UserError(f"Cannot load plug-in file {name!r}.", "Check the path.")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            spec.loader.exec_module(module)
-            continue
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise UserError(f"Cannot import plug-in module {name!r} ({exc}).",
-                            "Check the module name and that it is on PYTHONPATH, or pass a .py file path.") from None
 
 
 def crashed(spec: TrialSpec, run_id: str, backend: str, attempt: int, reason: str) -> TrialResult:

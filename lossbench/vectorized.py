@@ -1,4 +1,4 @@
-"""Seed-vectorised training: every seed of one (dataset, loss) cell trained as one stacked MLP.
+"""Seed-vectorised training: every seed of one (dataset, objective, configuration) trained as one stacked MLP.
 
 Small tabular MLPs leave a CPU core mostly idle inside each tiny matmul and spend much of a step
 in Python and dispatch overhead (one optimiser step per parameter tensor, one autograd graph per
@@ -6,11 +6,11 @@ step). Stacking S seeds turns S small steps into one batched step: ``baddbmm`` o
 weights, one backward, one optimiser step over stacked tensors.
 
 Each seed keeps exactly what the per-seed path gives it: its split and preprocessing (its own
-``Prepared``), its initial weights (copied from the model built after ``torch.manual_seed(seed)``),
+``Prepared``), its initial weights (copied from the model built from the seed's ``init`` stream),
 its loss instance (built with its own context), its batch order (``batch_order(n, seed, epoch)``),
-its dropout masks (a generator per seed, in the global RNG's state where the per-seed path would
-start) and its early stopping. Losses see one seed's slice at a time, so batch-dependent losses are
-fine; a loss with per-sample state declares ``info.vectorizable = False`` and its cell runs per seed.
+its dropout masks (a generator per seed on its `dropout` stream, which the per-seed path seeds the global RNG
+from) and its early stopping. Losses see one seed's slice at a time, so batch-dependent losses are
+fine; a loss with per-sample state declares ``info.vectorizable = False`` and its seeds run one by one.
 
 Adam, AdamW and SGD are element-wise, so one optimiser over stacked tensors takes the same step
 for every seed as S optimisers would. A seed that stops early is masked out of the objective;
@@ -21,26 +21,25 @@ cannot change its result.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lossbench.config import TrainingConfig
 from lossbench.losses.base import LossBase, first_checkpoint
 from lossbench.methods.base import Batch, Method
 from lossbench.metrics import METRICS
 from lossbench.models.mlp import MLP
 from lossbench.tasks.base import Prepared, TaskType
-from lossbench.tasks.classification import TabularClassification, proba_from_logits
-from lossbench.train import Diverged, TrainResult, TrialTimeout, batch_order, make_optimizer, step_state
+from lossbench.train import TrainResult, fit, make_optimizer, step_state
 
 
 def unsupported_reason(models: Sequence[nn.Module], prepared: Sequence[Prepared], losses: Sequence[nn.Module],
                        methods: Sequence[Method]) -> str | None:
-    """Why this cell cannot be trained stacked (None when it can); the runner then trains each seed alone."""
+    """Why these seeds cannot be trained stacked (None when they can); the runner then trains each seed alone."""
     if len(models) < 2:
         return "a single seed"
     if not all(type(m) is MLP for m in models):
@@ -184,6 +183,95 @@ def stacked_split(parts: Sequence[torch.Tensor], width: int) -> torch.Tensor:
     return torch.stack([F.pad(p, (0, width - p.shape[1])) if p.shape[1] < width else p for p in parts])
 
 
+class StackedLearner:
+    """The seeds of one stack as one stacked MLP, for :func:`lossbench.train.fit`.
+
+    Each member keeps its own loss, method (``plain``: it only supplies the loss's call extras), step state and
+    dropout generator; a member that stopped is left out of the objective.
+    """
+
+    def __init__(self, task: TaskType, models: Sequence[MLP], prepared: Sequence[Prepared],
+                 losses: Sequence[nn.Module], methods: Sequence[Method], generators: Sequence[torch.Generator],
+                 training: TrainingConfig, seeds: Sequence[int], primary_metric: str) -> None:
+        self.task, self.models, self.prepared, self.losses, self.methods = task, models, prepared, losses, methods
+        self.generators, self.seeds, self.primary_metric = generators, list(seeds), primary_metric
+        self.states = [step_state(seed) for seed in seeds]
+        self.stacked = StackedMLP(models)
+        loss_params = [p for loss in losses for p in loss.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer([p for p in [*self.stacked.parameters(), *loss_params] if p.requires_grad],
+                                        training)
+        self.shared = shared_loss(losses)
+        self.views = [SeedView(self.stacked, s) for s in range(len(models))]
+        S = len(models)
+        X = stacked_split([p.train.X for p in prepared], self.stacked.n_in)  # (S, n, F)
+        y = torch.stack([p.train.y for p in prepared])  # (S, n)
+        self.n_rows, self.n_in = X.shape[1], X.shape[2]
+        self.X_flat, self.y_flat = X.reshape(S * self.n_rows, -1), y.reshape(-1)
+        self.offsets = (torch.arange(S, device=X.device) * self.n_rows)[:, None]
+        # Every seed's validation split in one stacked forward per epoch, when the task predicts from outputs alone
+        # and the splits' sizes agree (they do for the same split fractions). Otherwise each seed's view is evaluated.
+        vals = [p.val for p in prepared]
+        same_size = all(v is not None for v in vals) and len({len(v) for v in vals}) == 1  # type: ignore[arg-type]
+        self.X_val = (stacked_split([v.X for v in vals], self.stacked.n_in)  # type: ignore[union-attr]
+                      if same_size and task.predicts_from_outputs else None)
+
+    def train_mode(self) -> None:
+        self.stacked.train()
+
+    def step(self, idx: torch.Tensor, members: list[int]) -> list[float]:
+        S, st = len(self.seeds), self.stacked
+        flat = (idx.to(self.X_flat.device) + self.offsets).reshape(-1)
+        xb = self.X_flat.index_select(0, flat).view(S, -1, self.n_in)  # one gather for all seeds
+        yb = self.y_flat.index_select(0, flat).view(S, -1)
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = st(xb, self.generators)
+        if self.shared is not None:
+            objective = shared_objective(self.shared, logits, yb)
+            objective = objective if len(members) == S else objective[members]
+        else:
+            values = []
+            for s in members:
+                batch = Batch(xb[s, :, : st.n_features[s]], yb[s], idx[s])
+                extras = self.methods[s].loss_kwargs(self.losses[s], batch, self.states[s])
+                values.append(self.losses[s](logits[s], yb[s], **extras))
+            objective = torch.stack(values)
+        read = objective.detach().tolist()  # one host sync for every seed
+        finite = [math.isfinite(v) for v in read]
+        # seeds share no weights: each slice's gradient is its own loss's; a diverged seed is left out
+        if all(finite):
+            objective.sum().backward()
+        elif any(finite):
+            objective[torch.tensor(finite, device=objective.device)].sum().backward()
+        if any(finite):
+            self.optimizer.step()
+        return read
+
+    def validate(self, members: list[int]) -> dict[int, float]:
+        outputs = None
+        if self.X_val is not None and members:
+            self.stacked.eval()
+            with torch.no_grad():
+                outputs = self.stacked(self.X_val)
+        scores = {}
+        for s in members:
+            val = self.prepared[s].val
+            if val is None:
+                continue
+            given = None if outputs is None else self.task.from_outputs(outputs[s], val)
+            scores[s] = self.task.evaluate(self.views[s], self.prepared[s], "val", (self.primary_metric,),
+                                           given)[self.primary_metric]
+        return scores
+
+    def first_epoch(self, s: int) -> int:
+        return first_checkpoint(self.losses[s])
+
+    def snapshot(self, s: int) -> list[torch.Tensor]:
+        return self.stacked.seed_state(s)
+
+    def finish(self, s: int, checkpoint: Any) -> None:
+        self.stacked.export(s, checkpoint if checkpoint is not None else self.stacked.seed_state(s), self.models[s])
+
+
 def train_stacked(
     task: TaskType,
     models: Sequence[MLP],
@@ -192,7 +280,7 @@ def train_stacked(
     methods: Sequence[Method],
     generators: Sequence[torch.Generator],
     *,
-    training: Mapping[str, Any],
+    training: TrainingConfig,
     seeds: Sequence[int],
     primary_metric: str,
     deadline: float | None = None,
@@ -201,123 +289,5 @@ def train_stacked(
 
     ``generators[s]`` holds the global RNG state the per-seed path would start training from.
     """
-    epochs = int(training.get("epochs", 30))
-    batch_size = int(training.get("batch_size", 64))
-    patience = int(training.get("patience", 10))
-    S = len(models)
-    stacked = StackedMLP(models)
-    loss_params = [p for loss in losses for p in loss.parameters() if p.requires_grad]
-    params = [p for p in [*stacked.parameters(), *loss_params] if p.requires_grad]
-    optimizer = make_optimizer(params, training)
-    states = [step_state(seed) for seed in seeds]
-
-    sign = 1.0 if METRICS.get(primary_metric).greater_is_better else -1.0
-    shared = shared_loss(losses)
-    results: list[TrainResult | Exception] = [TrainResult() for _ in range(S)]
-    best_score = [-math.inf] * S
-    best_state: list[list[torch.Tensor] | None] = [None] * S
-    stale = [0] * S
-    active = [True] * S
-    views = [SeedView(stacked, s) for s in range(S)]
-
-    X = stacked_split([p.train.X for p in prepared], stacked.n_in)  # (S, n, F)
-    y = torch.stack([p.train.y for p in prepared])  # (S, n)
-    n = X.shape[1]
-    X_flat, y_flat = X.reshape(S * n, -1), y.reshape(-1)
-    offsets = (torch.arange(S, device=X.device) * n)[:, None]
-    # Classification: every seed's validation split in one stacked forward per epoch, when their sizes agree
-    # (they do for the same split fractions). Other tasks (retrieval embeddings) evaluate each seed's view.
-    vals = [p.val for p in prepared]
-    same_size = all(v is not None for v in vals) and len({len(v) for v in vals}) == 1  # type: ignore[arg-type]
-    stack_val = same_size and isinstance(task, TabularClassification)
-    X_val = stacked_split([v.X for v in vals], stacked.n_in) if stack_val else None  # type: ignore[union-attr]
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        if not any(active):
-            break
-        stacked.train()
-        for st in states:
-            st.epoch = epoch
-        orders = torch.stack([batch_order(n, seed, epoch) for seed in seeds])  # (S, n): each seed's permutation
-        totals = [0.0] * S
-        count = 0
-        for begin in range(0, n, batch_size):
-            idx = orders[:, begin : begin + batch_size]
-            if idx.shape[1] < 2 and n >= 2:
-                continue  # the per-seed loop drops a trailing 1-row batch too
-            if deadline is not None and time.monotonic() > deadline:
-                raise TrialTimeout(f"trial ran past its time limit in epoch {epoch}")
-            flat = (idx.to(X.device) + offsets).reshape(-1)
-            xb = X_flat.index_select(0, flat).view(S, -1, X.shape[2])  # one gather for all seeds
-            yb = y_flat.index_select(0, flat).view(S, -1)
-            seeds_on = [s for s in range(S) if active[s]]  # a stopped seed is masked: its best epoch is restored
-            if not seeds_on:
-                break  # every seed diverged in this epoch
-            optimizer.zero_grad(set_to_none=True)
-            logits = stacked(xb, generators)
-            if shared is not None:
-                objective = shared_objective(shared, logits, yb)
-                objective = objective if len(seeds_on) == S else objective[seeds_on]
-            else:
-                values = []
-                for s in seeds_on:
-                    batch = Batch(xb[s, :, : stacked.n_features[s]], yb[s], idx[s])
-                    values.append(losses[s](logits[s], yb[s], **methods[s].loss_kwargs(losses[s], batch, states[s])))
-                objective = torch.stack(values)
-            read = objective.detach().tolist()  # one host sync for every seed
-            finite = [math.isfinite(v) for v in read]
-            for s, v, ok in zip(seeds_on, read, finite, strict=True):
-                if not ok:
-                    results[s] = Diverged(f"training objective became {v} at epoch {epoch}, step {states[s].step}")
-                    active[s] = False
-                else:
-                    totals[s] += v * idx.shape[1]
-            # seeds share no weights: each slice's gradient is its own loss's; a diverged seed is left out
-            if all(finite):
-                objective.sum().backward()
-            elif any(finite):
-                objective[torch.tensor(finite, device=objective.device)].sum().backward()
-            if any(finite):
-                optimizer.step()
-            count += idx.shape[1]
-            for s in range(S):
-                states[s].step += 1
-        probas = None
-        if X_val is not None and any(active):
-            stacked.eval()
-            with torch.no_grad():
-                probas = proba_from_logits(stacked(X_val))
-        for s in range(S):
-            if not active[s]:
-                continue
-            res = results[s]
-            assert isinstance(res, TrainResult)
-            res.epochs_run = epoch + 1
-            res.curves.append({"split": "train", "metric": "loss", "step": epoch, "value": totals[s] / max(count, 1)})
-            if prepared[s].val is None:
-                continue
-            given = {} if probas is None else {"proba": probas[s]}
-            score = task.evaluate(views[s], prepared[s], "val", (primary_metric,), **given)[primary_metric]
-            res.curves.append({"split": "val", "metric": primary_metric, "step": epoch, "value": score})
-            if epoch < first_checkpoint(losses[s]):  # as in train.train
-                continue
-            if math.isfinite(score) and sign * score > best_score[s]:
-                best_score[s], res.best_epoch, stale[s] = sign * score, epoch, 0
-                best_state[s] = stacked.seed_state(s)
-            else:
-                stale[s] += 1
-                if patience and stale[s] >= patience:
-                    active[s] = False
-    elapsed = time.perf_counter() - start
-    for s in range(S):
-        res = results[s]
-        if not isinstance(res, TrainResult):
-            continue
-        state = best_state[s]
-        if state is None:
-            state = stacked.seed_state(s)
-            res.best_epoch = res.epochs_run - 1
-        stacked.export(s, state, models[s])
-        res.train_s = elapsed / S  # the cell's training time, shared equally among its seeds
-    return results
-
+    learner = StackedLearner(task, models, prepared, losses, methods, generators, training, seeds, primary_metric)
+    return fit(learner, training, METRICS.get(primary_metric).greater_is_better, primary_metric, deadline)

@@ -9,10 +9,10 @@ import pytest
 
 from lossbench.backends import BackendConfig
 from lossbench.errors import UserError
+from lossbench.plugins import load_plugins
 from lossbench.runner import plan, run
 from lossbench.store import ResultStore
 from lossbench.suite import Suite
-from lossbench.trial import load_plugins
 
 METRIC_COLUMNS = ["trial_id", "status", "value", "m_accuracy", "m_auroc", "epochs_run"]
 

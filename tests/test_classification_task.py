@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 from lossbench.errors import SuiteError
 from lossbench.metrics import METRICS
 from lossbench.metrics.threshold import best_threshold, candidates, confusion_at
+from lossbench.objectives import parse_objective
 from lossbench.sources import load_dataset
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
-from lossbench.suite import parse_suite
-from lossbench.tasks.classification import MAX_CATEGORIES, TabularClassification, inject_noise, split_indices
+from lossbench.suite import parse_suite, trial_config
+from lossbench.tasks.classification import MAX_CATEGORIES, TabularClassification, split_indices
+from lossbench.tasks.label_noise import LabelNoise, inject_label_noise
 from lossbench.trial import execute
 
 TASK = TabularClassification()
@@ -28,7 +30,8 @@ TASK = TabularClassification()
 def spec_for(ds: Dataset, seed: int = 0, options: dict[str, Any] | None = None, **kw: Any) -> TrialSpec:
     config = {"model": {"family": "mlp", "hidden": [16]}, "training": {"epochs": 3, "batch_size": 32},
               "split": {"test": 0.25, "val": 0.25}, "options": options or {}}
-    return TrialSpec("t", "1", "classification", ds.uri, ds.content_hash, kw.get("loss", "ce"), "1", seed, config,
+    return TrialSpec("t", "1", "classification", ds.uri, ds.content_hash, parse_objective(kw.get("loss", "ce")), seed,
+                     trial_config("classification", config),
                      kw.get("metrics", ("f1", "auprc")), kw.get("primary", "f1_tuned"))
 
 
@@ -113,24 +116,37 @@ def test_vectorised_sweep_matches_the_metric() -> None:
         assert np.allclose(vec, [m(y, proba, threshold=t) for t in ts]), name
 
 
-@pytest.mark.parametrize("kind", ["symmetric", "asymmetric"])
+def per_row_noise(y: np.ndarray, k: int, kind: str, rate: float, seed: int) -> np.ndarray:
+    return inject_label_noise(y, k, LabelNoise(kind, rate), seed, count="per-row")[0]
+
+
+@pytest.mark.parametrize("kind", ["symmetric", "pair"])
 def test_noise_rate_and_determinism(kind: str) -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, size=20000)
-    noisy = inject_noise(y, 4, kind, 0.3, seed=5)
+    noisy = per_row_noise(y, 4, kind, 0.3, seed=5)
     assert abs(np.mean(noisy != y) - 0.3) < 0.015
-    assert np.array_equal(noisy, inject_noise(y, 4, kind, 0.3, seed=5))
-    assert not np.array_equal(noisy, inject_noise(y, 4, kind, 0.3, seed=6))
-    if kind == "asymmetric":
+    assert np.array_equal(noisy, per_row_noise(y, 4, kind, 0.3, seed=5))
+    assert not np.array_equal(noisy, per_row_noise(y, 4, kind, 0.3, seed=6))
+    if kind == "pair":
         changed = noisy != y
         assert np.all(noisy[changed] == (y[changed] + 1) % 4)
 
 
-def test_binary_asymmetric_noise_flips_positives_only() -> None:
+@pytest.mark.parametrize("count", ["per-row", "exact"])
+def test_binary_pair_noise_flips_positives_only(count: str) -> None:
     y = np.array([0, 1] * 5000)
-    noisy = inject_noise(y, 2, "asymmetric", 0.4, seed=0)
-    assert np.all(noisy[y == 0] == 0)
+    noisy, flipped = inject_label_noise(y, 2, LabelNoise("pair", 0.4), seed=0, count=count)
+    assert np.all(noisy[y == 0] == 0) and np.array_equal(flipped, noisy != y)
     assert abs(np.mean(noisy[y == 1] == 0) - 0.4) < 0.03
+
+
+def test_asymmetric_is_the_earlier_name_of_pair_noise() -> None:
+    old = parse_suite({**SUITE, "options": {"noise": {"type": "asymmetric", "rate": 0.2}}})
+    new = parse_suite({**SUITE, "options": {"noise": {"type": "pair", "rate": 0.2}}})
+    ds = load_dataset("sklearn:wine")
+    prepared = [TASK.prepare(ds, spec_for(ds, options=dict(s.config.options_table))) for s in (old, new)]
+    assert torch.equal(prepared[0].train.y, prepared[1].train.y)
 
 
 def test_noise_touches_training_labels_only_and_is_recorded() -> None:

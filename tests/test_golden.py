@@ -4,8 +4,9 @@ A refactor must not move a single number. Each suite in ``tests/golden/`` trains
 epochs (so the values do not depend on the CPU's float32 kernels) and its rows are compared with
 ``tests/golden/golden.json``: the same trial ids, statuses, epochs and metric values.
 
-A change that is meant to move results bumps a version that enters the trial key and regenerates the
-file on purpose::
+A change that is meant to move results bumps a version that enters the trial key (a loss's or method's
+``version``, a suite's ``version``, or for the whole evaluation ``lossbench.specs.PROTOCOL``) and regenerates
+the file on purpose::
 
     LOSSBENCH_REGEN_GOLDEN=1 python -m pytest tests/test_golden.py
 """
@@ -90,7 +91,7 @@ def test_golden_values(name: str, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_golden_values_with_stacked_seeds(tmp_path: Path) -> None:
-    """Training the seeds of a cell as one stacked model gives the per-seed values."""
+    """Training the seeds of each (dataset, loss) as one stacked model gives the per-seed values."""
     if REGENERATE:
         pytest.skip("regenerating from the per-seed path")
     assert_matches("classification", snapshot(run_suite("classification", tmp_path / "v", "--vectorize-seeds")))

@@ -1,5 +1,5 @@
 """Pairing by construction: for a given (dataset, seed) every loss sees the same split,
-initial weights and batch order."""
+initial weights and batch order. The trials are set up by the code that runs them (``trial.setup``)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,24 @@ import dataclasses
 import torch
 
 from lossbench.runner import expand
-from lossbench.sources import load_dataset
 from lossbench.suite import Suite
-from lossbench.tasks import TASK_TYPES
 from lossbench.train import batch_order, iterate_batches
+from lossbench.trial import setup
 
 
 def initial_state(spec) -> tuple[dict, object]:  # type: ignore[no-untyped-def]
-    task = TASK_TYPES.get(spec.task)
-    prepared = task.prepare(load_dataset(spec.dataset), spec)
-    torch.manual_seed(spec.seed)
-    model = task.build_model(prepared, spec)
-    return {k: v.clone() for k, v in model.state_dict().items()}, prepared
+    ready = setup(spec)
+    return {k: v.clone() for k, v in ready.model.state_dict().items()}, ready.prepared
 
 
 def test_same_seed_same_split_and_weights_for_every_loss(tiny_suite: Suite) -> None:
-    trials, _ = expand(tiny_suite, losses=["ce", "focal", "anyloss-f1"], seeds=[3])
+    trials, _ = expand(tiny_suite, losses=["ce", "focal", "anyloss-f1", "rankmixup-mrl"], seeds=[3])
     states = [initial_state(t) for t in trials]
     (w0, p0), rest = states[0], states[1:]
     for w, p in rest:
         assert all(torch.equal(w0[k], w[k]) for k in w0)
         assert torch.equal(p0.train.X, p.train.X) and torch.equal(p0.test.y, p.test.y)
+        assert torch.equal(p0.val.y, p.val.y) and torch.equal(p0.train.y, p.train.y)
 
 
 def test_different_seeds_differ(tiny_suite: Suite) -> None:

@@ -11,10 +11,11 @@ import pytest
 
 from lossbench.backends import BackendConfig
 from lossbench.errors import ResultsError
+from lossbench.plugins import load_plugins
 from lossbench.runner import expand, plan, run
 from lossbench.store import ResultStore
 from lossbench.suite import Suite
-from lossbench.trial import execute, load_plugins
+from lossbench.trial import execute
 
 PLUGIN = textwrap.dedent('''
     import os, signal, time

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +81,32 @@ def test_not_toml(tmp_path: Path, text: str) -> None:
 def test_unknown_suite_name() -> None:
     with pytest.raises(SuiteError, match="Did you mean 'quickstart'"):
         load_suite("quickstar")
+
+
+@pytest.mark.parametrize(("task", "family", "dataset", "options"), [
+    ("classification", "mlp", "sklearn:wine", {}),
+    ("image", "cnn", "images:digits", {"channels": [4]}),
+    ("one-class", "cnn", "images:digits#positive=0", {"channels": [4]}),
+    ("segmentation", "unet", "seg:vessels#size=32&n=8", {"channels": [4, 8]}),
+])
+def test_each_task_supplies_its_own_default_model(task: str, family: str, dataset: str,
+                                                  options: dict[str, Any]) -> None:
+    from lossbench.models import MODELS
+
+    metric = {"segmentation": "dice"}.get(task, "accuracy")
+    suite = parse_suite({"name": "d", "version": "1", "task": task, "datasets": [dataset], "losses": ["ce"]
+                         if task != "segmentation" else ["dice"], "primary_metric": metric,
+                         "model": options}, "d.toml")
+    assert suite.config.model.family == family
+    assert set(suite.config.model.options) <= set(MODELS.entry(family).meta["params"])
+
+
+def test_an_image_suite_without_a_model_family_trains_a_cnn() -> None:
+    from lossbench.models.cnn import SmallCNN
+    from lossbench.runner import expand
+    from lossbench.trial import setup
+
+    suite = parse_suite({"name": "d", "version": "1", "task": "image", "datasets": ["images:digits"],
+                         "losses": ["ce"], "primary_metric": "accuracy", "seeds": 1}, "d.toml")
+    (spec,), _ = expand(suite)
+    assert isinstance(setup(spec).model, SmallCNN)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lossbench.config import SplitConfig
 from lossbench.sources import load_dataset
 from lossbench.suite import load_suite, packaged_suites
 
@@ -29,8 +30,8 @@ def test_imbalanced_suite_shape() -> None:
 def test_ensloss_protocol() -> None:
     suite = load_suite("ensloss-paper")
     assert len(suite.datasets) == 14
-    assert suite.split == {"test": 0.3, "val": 0.0}
-    assert suite.training["optimizer"] == "sgd" and suite.training["epochs"] == 300
+    assert suite.config.split == SplitConfig(test=0.3, val=0.0)
+    assert suite.config.training.optimizer == "sgd" and suite.config.training.epochs == 300
 
 
 def test_keel_csv_suite_loads(monkeypatch: pytest.MonkeyPatch, keel_multiclass: Path) -> None:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,3 +116,41 @@ def test_unsupported_pair_is_skipped_with_reason(tiny_suite: Suite) -> None:
     row = run_one(tiny_suite, "test-multiclass-only")  # the tiny dataset is binary
     assert row["status"] == "skipped"
     assert "not binary data" in row["error_msg"]
+
+
+def test_warm_up_is_paid_before_the_first_trials_clock_and_deadline(tiny_suite: Suite,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first trial of a process used to carry its imports (seconds: the first optimiser imports torch's
+    compiler stack) in wall_s and inside --trial-timeout."""
+    import time
+
+    from lossbench import trial
+
+    def slow_first_step(device: str) -> None:
+        time.sleep(3.0)
+
+    monkeypatch.setattr(trial, "_warm", False)  # a fresh worker process
+    monkeypatch.setattr(trial, "warm_up_step", slow_first_step)
+    trials, _ = expand(tiny_suite, losses=["ce"], seeds=[0, 1])
+    first = execute(dataclasses.replace(trials[0], trial_timeout=2.5)).row
+    assert first["status"] == "ok", first["error_msg"]  # the deadline started after the warm-up
+    assert first["warmup_s"] >= 3.0 and first["wall_s"] < first["warmup_s"]
+    second = execute(trials[1]).row
+    assert second["status"] == "ok" and second["warmup_s"] == 0.0
+
+
+def test_warm_up_imports_what_the_first_optimiser_would(tmp_path: Path) -> None:
+    """A time-out must not interrupt torch's import: it happens in the warm-up, before any deadline."""
+    script = tmp_path / "fresh.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        from lossbench import trial
+        from lossbench.objectives import parse_objective
+        from lossbench.specs import TrialSpec
+        assert "torch._dynamo" not in sys.modules
+        spec = TrialSpec("s", "1", "classification", "sklearn:wine", "", parse_objective("ce"), 0)
+        assert trial.warm_up(spec) > 0 and "torch._dynamo" in sys.modules and trial.warm_up(spec) == 0
+    """))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert result.returncode == 0, result.stderr

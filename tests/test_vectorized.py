@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lossbench.runner import cells, plan, run
+from lossbench.runner import plan, run, seed_stacks
 from lossbench.store import ResultStore
 from lossbench.suite import Suite, parse_suite
 
@@ -46,13 +46,13 @@ def test_vectorised_and_per_seed_training_agree(tmp_path: Path) -> None:
     assert per_seed["epochs_run"].min() < 12
 
 
-def test_cells_group_seeds_of_one_loss_and_dataset() -> None:
+def test_seed_stacks_group_seeds_of_one_loss_and_dataset() -> None:
     suite = parse_suite(dict(SUITE), "vec.toml")
     trials = plan(None, suite).pending
-    units = cells(trials, vectorize_seeds=True)
+    units = seed_stacks(trials, vectorize_seeds=True)
     assert len(units) == 2 * 3 and all(len(u) == 3 for u in units)
     assert all(len({(s.dataset, s.loss) for s in u}) == 1 for u in units)
-    assert cells(trials) == [[t] for t in trials]
+    assert seed_stacks(trials) == [[t] for t in trials]
 
 
 def test_parallel_per_seed_units_hold_the_losses_of_one_split() -> None:
@@ -73,7 +73,7 @@ def test_parallel_units_start_with_the_largest_dataset_and_keep_grid_order_withi
     first, second = dict.fromkeys(t.dataset for t in the_plan.pending)  # grid order
     assert the_plan.data_sizes == {first: 400, second: 300}
     for vectorize in (False, True):
-        units = cells(the_plan.pending, vectorize_seeds=vectorize)
+        units = seed_stacks(the_plan.pending, vectorize_seeds=vectorize)
         ordered = largest_first(units, {first: 300, second: 400})
         big = [u for u in units if u[0].dataset == second]
         assert ordered == big + [u for u in units if u[0].dataset == first]  # each dataset's units in grid order
@@ -82,15 +82,15 @@ def test_parallel_units_start_with_the_largest_dataset_and_keep_grid_order_withi
 def test_a_loss_with_per_sample_state_runs_per_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import lossbench.vectorized as vectorized
 
-    stacked_cells: list[int] = []
+    stacked_groups: list[int] = []
     original = vectorized.train_stacked
     monkeypatch.setattr(vectorized, "train_stacked",
-                        lambda *a, **k: stacked_cells.append(len(a[1])) or original(*a, **k))
+                        lambda *a, **k: stacked_groups.append(len(a[1])) or original(*a, **k))
     suite = parse_suite({**SUITE, "datasets": SUITE["datasets"][:1], "losses": ["aldr-kl", "ce"], "seeds": 2},
                         "vec.toml")
     per_seed = rows(tmp_path, suite, "per-seed", False)
     mixed = rows(tmp_path, suite, "mixed", True)
-    assert stacked_cells == [2]  # ce stacked; aldr-kl (info.vectorizable = False) fell back to per-seed
+    assert stacked_groups == [2]  # ce stacked; aldr-kl (info.vectorizable = False) fell back to per-seed
     assert set(mixed["status"]) == {"ok"}
     pd.testing.assert_frame_equal(per_seed[["value", "epochs_run"]], mixed[["value", "epochs_run"]],
                                   check_exact=False, atol=1e-5, rtol=0)
@@ -115,7 +115,7 @@ if NanOnSeed1.info.name not in LOSSES:
 
 
 def test_a_diverging_seed_is_recorded_and_the_other_seeds_train_on(tmp_path: Path) -> None:
-    from lossbench.trial import load_plugins
+    from lossbench.plugins import load_plugins
 
     plugin = tmp_path / "nan_loss.py"
     plugin.write_text(NAN_ON_SEED_1)

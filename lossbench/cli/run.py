@@ -21,12 +21,13 @@ from lossbench.backends import BackendConfig
 from lossbench.cli.console import console
 from lossbench.cli.errors import handles_errors
 from lossbench.errors import UserError
+from lossbench.plugins import load_plugins
 from lossbench.provenance import resolve_device
 from lossbench.report.summary import print_summary
 from lossbench.runner import plan, run
 from lossbench.store import ResultStore
 from lossbench.suite import MAX_SEEDS, load_suite
-from lossbench.trial import TrialResult, load_plugins
+from lossbench.trial import TrialResult
 
 
 @handles_errors

@@ -15,7 +15,7 @@ from lossbench.runner import plan
 from lossbench.store import ResultStore
 from lossbench.suite import load_suite
 
-KEY_PARTS = ("suite_version", "data_hash", "loss_version", "config_hash")
+KEY_PARTS = ("suite_version", "data_hash", "loss_version", "config_hash", "protocol")
 
 
 @handles_errors

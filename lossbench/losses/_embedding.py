@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lossbench import streams
 from lossbench.errors import LossInputError
 from lossbench.losses.base import outside
 
@@ -56,7 +57,7 @@ class Proxies(nn.Module):
 
     def __init__(self, n: int, dim: int, seed: int, lr_scale: float = 1.0) -> None:
         super().__init__()
-        g = torch.Generator().manual_seed(int(seed) + 104_729)
+        g = streams.generator(int(seed), "loss", "proxies")
         init = torch.randn(n, dim, generator=g) / math.sqrt(dim)
         self.lr_scale = float(lr_scale)
         self.raw = nn.Parameter(init / self.lr_scale)

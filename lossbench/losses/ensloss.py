@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from lossbench import streams
 from lossbench.errors import LossInputError
 from lossbench.losses.base import LossBase, LossInfo, Param
 from lossbench.losses.registry import register_loss
@@ -22,7 +23,7 @@ class EnsLoss(LossBase):
     Differences from the reference: the sorted normal draws come from order statistics (same
     distribution as sorting ``randn``, without the sort; see :meth:`sorted_normals`), the binary
     logit is ``z = z_1 - z_0`` of a two-logit input, the draws come from the loss's own generator
-    seeded with the trial seed (on the CPU, then moved to the input's device, so CPU and GPU runs
+    on the trial seed's "loss" stream (on the CPU, then moved to the input's device, so CPU and GPU runs
     draw the same numbers), and nothing is hard-coded to CUDA.
     """
 
@@ -51,8 +52,7 @@ class EnsLoss(LossBase):
 
     def __init__(self, reduction: str = "mean", **kwargs: Any) -> None:
         super().__init__(reduction, **kwargs)
-        self.generator = torch.Generator(device="cpu")
-        self.generator.manual_seed(int(self.context["seed"]))
+        self.generator = streams.generator(int(self.context["seed"]), "loss", "ensloss")
 
     def bc_inv(self, x: torch.Tensor) -> torch.Tensor:
         """Inverse Box-Cox transform: exp(x) at lam = 0, else max(1 + lam x, 0)^(1/lam)."""

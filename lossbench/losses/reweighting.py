@@ -10,6 +10,7 @@ import torch
 from lossbench.errors import SpecError
 from lossbench.losses.base import LossBase, LossInfo, Param
 from lossbench.losses.registry import LOSSES, make_loss, register_loss
+from lossbench.specs import read_objective
 
 
 @register_loss
@@ -30,7 +31,7 @@ class KLDROLoss(LossBase):
         input="logits",
         params={
             "r": Param(1.0, "KL radius multiplier: large r -> mean, small r -> max", low=0.0, low_open=True),
-            "base": Param("ce", "any registered per-sample loss to re-weight"),
+            "base": Param("ce", "any registered per-sample loss to re-weight, with its parameters: focal(gamma=1)"),
         },
         citation="Sow, Lin, Wang & Liang (2024), Doubly Robust Instance-Reweighted Adversarial Training, "
         "ICLR (KL-regularised instance weights, closed form).",
@@ -39,23 +40,23 @@ class KLDROLoss(LossBase):
         batch_dependent=True,
         batch_level=True,
         caveats="Up-weights noisy or mislabelled samples (the opposite of noise-robust losses); use on "
-        "clean suites or report separately. The base loss uses its default parameters and receives the "
-        "context and call extras it declares.",
+        "clean suites or report separately. The base loss receives the context and call extras it declares.",
     )
 
     def __init__(self, reduction: str = "mean", **kwargs: Any) -> None:
         super().__init__(reduction, **kwargs)
-        _base_class(self.base)  # refuses unknown and batch-level bases with a clear message
+        base = read_objective(self.base)  # "focal" or "focal(gamma=1)"
+        _base_class(base.name)  # refuses unknown and batch-level bases with a clear message
         # the wrapper's context holds exactly what the base declared (needs_for adds it)
-        self.base_loss = make_loss(self.base, {"reduction": "none"}, **self.context)
+        self.base_loss = make_loss(base.name, {**dict(base.params), "reduction": "none"}, **self.context)
 
     @classmethod
     def needs_for(cls, params: Mapping[str, Any]) -> frozenset[str]:
-        base = params.get("base", cls.info.params["base"].default)
-        if not isinstance(base, str) or base not in LOSSES:
+        text = params.get("base", cls.info.params["base"].default)
+        base = read_objective(text) if isinstance(text, str) and text.strip() else None
+        if base is None or base.name not in LOSSES:
             return cls.info.needs  # the constructor reports the bad name
-        base_cls = LOSSES.get(base)
-        return cls.info.needs | base_cls.needs_for({})
+        return cls.info.needs | LOSSES.get(base.name).needs_for(dict(base.params))
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
         losses = self.base_loss(input, target, **extras)

@@ -1,18 +1,8 @@
-"""Training methods (what a step does). ``plain`` is the default."""
+"""Training methods (what a step does); ``plain`` is the default. Every module here is imported and registers its own."""
 
-# Importing the family modules registers their methods.
-from lossbench.methods import (  # noqa: F401  (register the methods)
-    aggregate,
-    calibration,
-    distillation,
-    hyperbolic,
-    meta,
-    metric,
-    mixup,
-    noprop,
-    segmentation,
-    symface,
-)
 from lossbench.methods.base import METHODS, Batch, Method, MethodContext, MethodInfo, Plain, StepState, register_method
+from lossbench.registry import import_submodules
+
+import_submodules(__name__, __path__)
 
 __all__ = ["METHODS", "Batch", "Method", "MethodContext", "MethodInfo", "Plain", "StepState", "register_method"]

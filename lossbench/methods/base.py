@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from lossbench.config import TrainingConfig
 from lossbench.errors import SpecError
 from lossbench.losses.base import Param
 from lossbench.registry import Registry
@@ -48,7 +49,7 @@ class MethodContext:
     """
 
     task: Any  # the TaskType (evaluate, predict); typed loosely to keep this module free of task imports
-    training: Mapping[str, Any]
+    training: TrainingConfig
     seed: int
     primary_metric: str
     metrics: tuple[str, ...] = ()

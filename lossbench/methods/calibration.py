@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lossbench import streams
 from lossbench.losses.base import Param
 from lossbench.methods.base import Method, MethodContext, MethodInfo, StepState, register_method
 from lossbench.methods.common import BOTH
@@ -92,7 +93,7 @@ def ca_features(model: nn.Module, X: torch.Tensor, passes: int, rate: float, see
     prob = F.softmax(logits, dim=1)
     entropy = -(prob * prob.clamp_min(1e-12).log()).sum(dim=1, keepdim=True)
     pred = logits.argmax(dim=1)
-    g = torch.Generator().manual_seed(seed)
+    g = streams.generator(seed, "method_setup", "ca noise masks")  # the same masks at every call
     maxp, agree, pprob = [], [], []
     for _ in range(passes):
         keep = (torch.rand(X.shape, generator=g) >= rate).to(X.device, X.dtype)
@@ -220,7 +221,7 @@ class CACalibration(_PostHoc):
         passes, rate = int(self.params["noise_passes"]), float(self.params["noise"])
         feat = ca_features(model, val.X, passes, rate, self.seed)
         mean, std = feat.mean(0), feat.std(0).clamp_min(1e-6)
-        g = torch.Generator().manual_seed(self.seed + 104_729)
+        g = streams.generator(self.seed, "method_setup", "ca temperature net")
         net = TemperatureNet(feat.shape[1], int(self.params["hidden"]), g).to(feat.device)
         opt = torch.optim.Adam(net.parameters(), lr=float(self.params["lr"]))
         z = (feat - mean) / std

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lossbench import streams
 from lossbench.errors import UserError
 from lossbench.losses._embedding import pair_masks
 from lossbench.losses.base import Param
@@ -134,9 +135,9 @@ class GSimCLR(Method):
             return
         from sklearn.cluster import KMeans
 
-        g = torch.Generator().manual_seed(seed + 31)
+        g = streams.generator(seed, "method_setup", "autoencoder data")
         with torch.random.fork_rng():
-            torch.manual_seed(seed + 37)
+            streams.seed_torch(seed, "method_setup", "autoencoder init")
             ae = DenoisingAutoencoder(x.shape[1])
         opt = torch.optim.Adam(ae.parameters(), lr=1e-3)
         for _ in range(self.ae_epochs):
@@ -148,7 +149,8 @@ class GSimCLR(Method):
         with torch.no_grad():
             codes = ae.encoder(x).numpy().astype(np.float64)
         k = min(self.clusters, len(x))
-        labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(codes)
+        labels = KMeans(n_clusters=k, n_init=3,
+                        random_state=streams.seed_of(seed, "method_setup", "clusters", bits=32)).fit_predict(codes)
         self.pseudo = torch.as_tensor(labels, dtype=torch.long)
 
     def view(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

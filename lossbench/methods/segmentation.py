@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lossbench import streams
 from lossbench.errors import UserError
 from lossbench.losses.base import Param
 from lossbench.losses.segmentation import foreground_prob
@@ -154,7 +155,7 @@ class SFDAEntropyKL(Method):
         counts = torch.as_tensor(prepared.class_counts, dtype=torch.float32)
         self.prior = counts / counts.sum()  # source foreground fraction: no target label is used
         self.seed = context.seed if context is not None else 0
-        self.batch_size = int(context.training.get("batch_size", 8)) if context is not None else 8
+        self.batch_size = context.training.batch_size if context is not None else 8
         self.task = context.task if context is not None else None
         self.recorded: dict[str, float] = {}
 
@@ -172,7 +173,7 @@ class SFDAEntropyKL(Method):
             self.recorded["source_only_dice"] = self.task.evaluate(model, prepared, "test", ("dice",))["dice"]
         target = self.target.to(next(model.parameters()).device)
         opt = torch.optim.Adam(model.parameters(), lr=float(self.adapt_lr))
-        g = torch.Generator().manual_seed(self.seed + 4241)
+        g = streams.generator(self.seed, "method_setup", "adaptation order")
         model.train()
         for _ in range(int(self.adapt_epochs)):
             order = torch.randperm(len(target), generator=g)

@@ -1,12 +1,8 @@
-"""Metrics, registered with their direction and the tasks they apply to."""
+"""Metrics, registered with their direction and the prediction kind they consume (every module here is imported)."""
 
-from lossbench.metrics import (  # noqa: F401  (register the metrics)
-    classification,
-    collapse,
-    detection,
-    retrieval,
-    segmentation,
-)
 from lossbench.metrics.base import METRICS, Metric, register_metric
+from lossbench.registry import import_submodules
+
+import_submodules(__name__, __path__)
 
 __all__ = ["METRICS", "Metric", "register_metric"]

@@ -1,8 +1,8 @@
 """Classification metrics on predicted class probabilities.
 
-Every function takes ``(y_true, proba)`` with ``proba`` of shape (n, K), plus
-``threshold`` for the binary decision rule. Binary metrics are about class 1,
-the positive (minority) class; multi-class ones are macro-averaged.
+Every function takes ``(y_true, proba)`` with ``proba`` of shape (n, K); those on hard labels (``input="labels"``)
+also take the ``threshold`` of the binary decision rule. Binary metrics are about class 1, the positive
+(minority) class; multi-class ones are macro-averaged.
 """
 
 from __future__ import annotations
@@ -55,20 +55,20 @@ def _gmean_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray
     return np.sqrt(_safe_div(tp, tp + fn) * _safe_div(tn, tn + fp))
 
 
-@register_metric("accuracy", greater_is_better=True, tasks=CLS, thresholded=True, from_counts=_accuracy_counts)
+@register_metric("accuracy", greater_is_better=True, tasks=CLS, input="labels", from_counts=_accuracy_counts)
 def accuracy(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
     """Share of correct predictions."""
     return skm.accuracy_score(y, predict(proba, threshold))
 
 
-@register_metric("balanced_accuracy", greater_is_better=True, tasks=CLS, thresholded=True,
+@register_metric("balanced_accuracy", greater_is_better=True, tasks=CLS, input="labels",
                  from_counts=_balanced_accuracy_counts)
 def balanced_accuracy(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
     """Mean recall over classes."""
     return skm.balanced_accuracy_score(y, predict(proba, threshold))
 
 
-@register_metric("f1", greater_is_better=True, tasks=CLS, thresholded=True, from_counts=_f1_counts)
+@register_metric("f1", greater_is_better=True, tasks=CLS, input="labels", from_counts=_f1_counts)
 def f1(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
     """F1 of the positive (minority) class; macro F1 for multi-class."""
     avg = "binary" if proba.shape[1] == 2 else "macro"
@@ -76,13 +76,13 @@ def f1(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
                         zero_division=0)
 
 
-@register_metric("mcc", greater_is_better=True, tasks=CLS, bounded=False, thresholded=True, from_counts=_mcc_counts)
+@register_metric("mcc", greater_is_better=True, tasks=CLS, bounded=False, input="labels", from_counts=_mcc_counts)
 def mcc(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
     """Matthews correlation coefficient, in [-1, 1]."""
     return skm.matthews_corrcoef(y, predict(proba, threshold))
 
 
-@register_metric("gmean", greater_is_better=True, tasks=CLS, thresholded=True, from_counts=_gmean_counts)
+@register_metric("gmean", greater_is_better=True, tasks=CLS, input="labels", from_counts=_gmean_counts)
 def gmean(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
     """Geometric mean of per-class recalls."""
     recalls = skm.recall_score(y, predict(proba, threshold), average=None, labels=_labels(proba), zero_division=0)

@@ -1,8 +1,8 @@
 """Neural-collapse diagnostics on penultimate features (Papyan, Han & Donoho, PNAS 2020, "Prevalence of neural
 collapse during the terminal phase of deep learning training"; definitions as in their §3 and Fig. 6-7).
 
-These metrics take ``(y, features)`` with features of shape (n, d), not class probabilities; task types that
-can read penultimate features compute them (see ``FEATURE_METRICS``). Lower is "more collapsed" for both.
+These metrics take ``(y, features)`` with features of shape (n, d), not class probabilities (``input="features"``):
+task types that can read penultimate features predict them. Lower is "more collapsed" for both.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import numpy as np
 from lossbench.metrics.base import register_metric
 
 CLS = frozenset({"binary", "multiclass"})
-FEATURE_METRICS = frozenset({"nc1", "nc2"})
 
 
 def _class_means(y: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -22,7 +21,7 @@ def _class_means(y: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return classes, means, mu_g
 
 
-@register_metric("nc1", greater_is_better=False, tasks=CLS, bounded=False)
+@register_metric("nc1", greater_is_better=False, tasks=CLS, input="features", bounded=False)
 def nc1(y: np.ndarray, h: np.ndarray) -> float:
     """NC1 = tr(Σ_W Σ_B⁺)/K: within-class variability relative to the spread of class means (0 = collapsed)."""
     h = np.asarray(h, dtype=np.float64)
@@ -36,7 +35,7 @@ def nc1(y: np.ndarray, h: np.ndarray) -> float:
     return float(np.trace(sigma_w @ np.linalg.pinv(sigma_b, rcond=1e-10)) / len(classes))
 
 
-@register_metric("nc2", greater_is_better=False, tasks=CLS, bounded=False)
+@register_metric("nc2", greater_is_better=False, tasks=CLS, input="features", bounded=False)
 def nc2(y: np.ndarray, h: np.ndarray) -> float:
     """NC2 (equiangularity): std of the pairwise cosines of centred class means; a simplex ETF has every cosine
     −1/(K−1) and so 0. (The equinorm part, the coefficient of variation of their norms, is ``nc2_norm``.)"""

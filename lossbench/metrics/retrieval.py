@@ -1,12 +1,13 @@
 """Retrieval, metric-learning and multi-label ranking metrics (numpy).
 
-Two signatures, told apart by :data:`RANKING`:
+Two kinds of input:
 
-* ranking metrics take ``(scores, relevant)``: an (n_queries, n_items) score matrix in which excluded items
-  (the query itself in leave-one-out retrieval) are ``-inf``, and a boolean relevance matrix of the same shape.
+* ranking metrics (``input="ranking"``) take ``(scores, relevant)``: an (n_queries, n_items) score matrix in
+  which excluded items (the query itself in leave-one-out retrieval) are ``-inf``, and a boolean relevance matrix
+  of the same shape.
   Items are ranked by descending score, ties broken by item index (a stable sort). Queries without any relevant
   item are left out (PML excludes such "lone" queries too).
-* representation metrics take ``(embeddings, labels)`` on unit-normalised embeddings.
+* representation metrics (``input="embeddings"``) take ``(embeddings, labels)`` on unit-normalised embeddings.
 
 Definitions follow ``KevinMusgrave/pytorch-metric-learning`` ``utils/accuracy_calculator.py`` (MAP@R, R@1 =
 precision_at_1), the deep-metric-learning Recall@K (at least one relevant item in the top K), trec_eval-style
@@ -26,8 +27,6 @@ from lossbench.metrics.base import register_metric
 
 RET = frozenset({"embedding", "query-document", "multilabel"})
 EMB = frozenset({"embedding", "query-document"})
-#: Names of the metrics with the (scores, relevant) signature.
-RANKING: set[str] = set()
 UNIFORMITY_SAMPLE = 2000
 
 
@@ -55,8 +54,7 @@ def _rank(scores: np.ndarray, relevant: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _ranking(name: str, description: str) -> Callable[[Callable[..., float]], Callable[..., float]]:
-    RANKING.add(name)
-    return register_metric(name, greater_is_better=True, tasks=RET, description=description)
+    return register_metric(name, greater_is_better=True, tasks=RET, input="ranking", description=description)
 
 
 def recall_at(k: int) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -133,7 +131,7 @@ def global_auroc(scores: np.ndarray, relevant: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-@register_metric("rankme", greater_is_better=True, tasks=EMB, bounded=False,
+@register_metric("rankme", greater_is_better=True, tasks=EMB, input="embeddings", bounded=False,
                  description="RankMe effective rank exp(entropy of normalised singular values), Garrido et al. 2023")
 def rankme(embeddings: np.ndarray, labels: np.ndarray | None = None) -> float:
     sv = np.linalg.svd(np.asarray(embeddings, dtype=np.float64), compute_uv=False)
@@ -148,7 +146,7 @@ def _subsample(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
     return embeddings[idx], labels[idx]
 
 
-@register_metric("uniformity", greater_is_better=True, tasks=EMB, bounded=False,
+@register_metric("uniformity", greater_is_better=True, tasks=EMB, input="embeddings", bounded=False,
                  description="−log E exp(−2‖f(x) − f(y)‖²) over distinct pairs (Wang & Isola 2020); higher = more uniform")
 def uniformity(embeddings: np.ndarray, labels: np.ndarray) -> float:
     z, _ = _subsample(np.asarray(embeddings, dtype=np.float64), np.asarray(labels))
@@ -158,7 +156,7 @@ def uniformity(embeddings: np.ndarray, labels: np.ndarray) -> float:
     return float(-(np.log(np.mean(np.exp(vals - vals.max()))) + vals.max()))
 
 
-@register_metric("tolerance", greater_is_better=True, tasks=EMB, bounded=False,
+@register_metric("tolerance", greater_is_better=True, tasks=EMB, input="embeddings", bounded=False,
                  description="Mean cosine similarity of distinct same-class pairs (Wang & Liu 2021, practical variant)")
 def tolerance(embeddings: np.ndarray, labels: np.ndarray) -> float:
     z, y = _subsample(np.asarray(embeddings, dtype=np.float64), np.asarray(labels))

@@ -169,36 +169,20 @@ def plot_suite_examples(
 
     For documentation figures outside a run; reports draw :func:`example_grids` from stored examples instead.
     """
-    import torch
-
-    from lossbench.losses import make_loss
-    from lossbench.methods import METHODS
     from lossbench.runner import expand
-    from lossbench.sources import load_dataset
     from lossbench.suite import load_suite
-    from lossbench.tasks import TASK_TYPES
-    from lossbench.train import train
+    from lossbench.trial import setup, train_setup
 
     spec_suite = load_suite(suite)
     trials, _ = expand(spec_suite, losses=list(losses), datasets=[dataset], seeds=[seed])
-    data = load_dataset(dataset)
     preds: dict[str, np.ndarray] = {}
     test = None
     for spec in trials:
-        task = TASK_TYPES.get(spec.task)
-        prepared = task.prepare(data, spec)
-        torch.manual_seed(spec.seed)
-        model = task.build_model(prepared, spec)
-        obj = spec.objective
-        torch.manual_seed(spec.seed + 1)
-        loss = make_loss(obj.loss_name, obj.param_dict if obj.kind == "loss" else {},
-                         **prepared.loss_context(spec.seed))
-        method = METHODS.get(obj.method_name)(**(obj.param_dict if obj.kind == "method" else {}))
-        train(task, model, prepared, loss, method, training=spec.config.get("training", {}), seed=spec.seed,
-              primary_metric=spec.primary_metric)
-        model = method.finish(model, prepared)
-        test = prepared.test
-        preds[spec.loss] = task.predict_proba(model, test.X[:n_examples])  # type: ignore[attr-defined]
+        ready = setup(spec)  # split, weights and loss exactly as the trial's
+        train_setup(spec, ready)
+        model = ready.method.finish(ready.model, ready.prepared)
+        test = ready.prepared.test
+        preds[spec.loss] = ready.task.predict_proba(model, test.X[:n_examples])
     assert test is not None
     name = dataset.split("#")[0].replace(":", "-")
     return plot_examples(test.X[:n_examples].numpy(), test.y[:n_examples].numpy(), preds,

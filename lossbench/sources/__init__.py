@@ -1,9 +1,11 @@
 """Data sources, one module per URI scheme. ``load_dataset(uri)`` is the entry point."""
 
 from lossbench.sources import (  # noqa: F401  (register the schemes)
+    bundled,
     images,
+    mnist1d,
     openml_source,
-    retrieval,
+    river,
     segmentation,
     sklearn_bundled,
     synthetic,

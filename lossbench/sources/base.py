@@ -108,6 +108,16 @@ def _natural_key(text: str) -> tuple[int, float | str]:
         return (1, text)
 
 
+def uri_options(uri: DatasetURI, allowed: set[str]) -> dict[str, Any]:
+    """The URI's ``#key=value`` options, refusing any key not in ``allowed``."""
+    opts = uri.option_dict
+    unknown = set(opts) - allowed
+    if unknown:
+        raise DataError(f"Unknown option {sorted(unknown)[0]!r} in {str(uri)!r}.",
+                        f"Accepted: {', '.join(sorted(allowed)) or 'none'}.")
+    return opts
+
+
 Loader = Callable[[DatasetURI], Dataset]
 
 SOURCES: Registry[Loader] = Registry("source", entry_point_group="lossbench.sources")

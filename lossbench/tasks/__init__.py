@@ -1,12 +1,8 @@
-"""Task types, one module each, registered in :data:`TASK_TYPES`."""
+"""Task types, one module each, registered in :data:`TASK_TYPES` when imported (every module here is)."""
 
-from lossbench.tasks import (  # noqa: F401  (register the task types)
-    classification,
-    image,
-    retrieval,
-    segmentation,
-    xmc,
-)
+from lossbench.registry import import_submodules
 from lossbench.tasks.base import TASK_TYPES, Prepared, TaskType, TensorSplit
+
+import_submodules(__name__, __path__)
 
 __all__ = ["TASK_TYPES", "Prepared", "TaskType", "TensorSplit"]

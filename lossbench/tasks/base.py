@@ -7,7 +7,7 @@ when one is added.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lossbench.evaluation import Predictions, evaluate
 from lossbench.registry import Registry
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
@@ -47,6 +48,9 @@ class Prepared:
     class_counts: list[int] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # recorded in the result row as columns
     embedding_dim: int | None = None  # output width of an embedding model (proxy-based losses size their proxies)
+    #: Further construction context a loss may declare in ``needs``: what only this task knows (a new context item
+    #: is a name in ``lossbench.losses.base.CONTEXT_NEEDS`` and an entry here).
+    context: dict[str, Any] = field(default_factory=dict)
 
     def split(self, name: str) -> TensorSplit:
         part = {"train": self.train, "val": self.val, "test": self.test}[name]
@@ -61,30 +65,43 @@ class Prepared:
         return self
 
     def loss_context(self, seed: int) -> dict[str, Any]:
-        """Everything a loss may declare in ``needs`` at construction."""
+        """Everything a loss may declare in ``needs`` at construction (``build_loss`` passes on what it declares)."""
         return {
             "class_counts": list(self.class_counts),
             "n_classes": self.n_classes,
             "n_samples": len(self.train),
             "seed": seed,
             "embedding_dim": self.embedding_dim,
+            **self.context,
         }
 
 
-Fail = Callable[..., Exception]
+Fail = Callable[..., Exception]  # fail(key, problem, fix) -> the error to raise
 
 
 class TaskType:
-    """Base class: subclasses implement prepare, build_model and evaluate."""
+    """Base class: subclasses implement prepare, build_model and predict, and declare what they predict."""
 
     name: str = ""
     description: str = ""
     loss_tasks: frozenset[str] = frozenset()
+    #: The model family trials use when the suite's ``[model]`` names none.
+    default_model: str = "mlp"
+    #: The prediction kinds ``predict`` can make (see lossbench.metrics.base); metrics consuming others are refused.
+    predictions: frozenset[str] = frozenset()
+    #: ``from_outputs`` gives the predictions from the model's outputs on a split alone, so stacked seeds can be
+    #: validated from one batched forward pass.
+    predicts_from_outputs: bool = False
 
-    def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
-        """Check the suite's ``[options]`` table; raise ``fail(key, problem, fix)`` on a bad one."""
-        if options:
-            raise fail(next(iter(options)), f"task {self.name!r} takes no options.", "Remove the [options] table.")
+    def parse_options(self, table: Mapping[str, Any], fail: Fail) -> Any:
+        """The suite's ``[options]`` table as this task's options object (a frozen dataclass the task declares);
+        raise ``fail(key, problem, fix)`` on a bad entry. Trials read it as ``spec.config.options``.
+
+        The default takes no options.
+        """
+        if table:
+            raise fail(next(iter(table)), f"task {self.name!r} takes no options.", "Remove the [options] table.")
+        return None
 
     def check_data(self, data: Dataset) -> None:
         """Reject a dataset no trial of this task could use, once in the driver before any trial runs.
@@ -98,10 +115,20 @@ class TaskType:
     def build_model(self, prepared: Prepared, spec: TrialSpec) -> nn.Module:
         raise NotImplementedError
 
-    def evaluate(
-        self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]
-    ) -> dict[str, float]:
+    def predict(self, model: nn.Module, prepared: Prepared, split: str, kinds: frozenset[str]) -> Predictions:
+        """The model's predictions on ``split``, for each requested kind (a subset of ``predictions``): the
+        arguments the metrics consuming that kind are called with. Called once per split and evaluation."""
         raise NotImplementedError
+
+    def from_outputs(self, outputs: torch.Tensor, part: TensorSplit) -> Predictions:
+        """The predictions of ``predict`` from the model's outputs on a whole split (``model(part.X)``), for a task
+        that declares ``predicts_from_outputs``."""
+        raise NotImplementedError(f"task {self.name!r} does not predict from outputs alone")
+
+    def evaluate(self, model: nn.Module, prepared: Prepared, split: str, metrics: Sequence[str],
+                 predictions: Predictions | None = None) -> dict[str, float]:
+        """``metrics`` on ``split``: :func:`lossbench.evaluation.evaluate`, the same for every task type."""
+        return evaluate(self, model, prepared, split, metrics, predictions)
 
     def examples(self, model: nn.Module, prepared: Prepared, spec: TrialSpec) -> dict[str, np.ndarray] | None:
         """A few test inputs with their targets and the trained model's predictions, kept for report plots.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,16 +16,22 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from torch import nn
 
+from lossbench import streams
 from lossbench.errors import DataError
-from lossbench.metrics import METRICS
-from lossbench.metrics.threshold import best_threshold
+from lossbench.evaluation import Predictions
 from lossbench.models import MODELS
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType, TensorSplit
+from lossbench.tasks.label_noise import LabelNoise, inject_label_noise, parse_noise
 
 #: One row per split (train, validation, test) at least, or stratification fails.
 MIN_CLASS_ROWS = 3
+
+
+def split_seed(seed: int, which: str) -> int:
+    """``random_state`` of one of a trial's splits (``which``: "test", "val", ...), from the split stream."""
+    return streams.seed_of(seed, "split", which, bits=32)
 
 
 def split_indices(y: np.ndarray, seed: int, test: float, val: float, uri: str) -> tuple[np.ndarray, ...]:
@@ -38,11 +45,11 @@ def split_indices(y: np.ndarray, seed: int, test: float, val: float, uri: str) -
             "Drop or merge that class (at least 3 rows per class).",
         )
     idx = np.arange(len(y))
-    rest, test_idx = train_test_split(idx, test_size=test, stratify=y, random_state=seed)
+    rest, test_idx = train_test_split(idx, test_size=test, stratify=y, random_state=split_seed(seed, "test"))
     if val <= 0:
         return rest, np.array([], dtype=np.int64), test_idx
     train_idx, val_idx = train_test_split(
-        rest, test_size=val / (1 - test), stratify=y[rest], random_state=seed + 1
+        rest, test_size=val / (1 - test), stratify=y[rest], random_state=split_seed(seed, "val")
     )
     return train_idx, val_idx, test_idx
 
@@ -100,37 +107,22 @@ def to_split(X: np.ndarray, y: np.ndarray) -> TensorSplit:
     return TensorSplit(torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long))
 
 
-NOISE_TYPES = ("symmetric", "asymmetric")
 #: How ``*_tuned`` metrics pick the threshold; recorded in every row as ``threshold_rule``.
 THRESHOLD_RULE = "max-on-val"
 
 
-def inject_noise(y: np.ndarray, n_classes: int, kind: str, rate: float, seed: int) -> np.ndarray:
-    """Corrupt training labels; returns a new array. Seeded by the trial seed, so every loss sees the same noise.
-
-    symmetric: each label, with probability ``rate``, becomes one of the *other* classes uniformly.
-    asymmetric: each label of class c, with probability ``rate``, becomes class (c + 1) mod K (pair flipping);
-    on binary data only positives flip (to 0), the common under-reporting case.
-    """
-    rng = np.random.default_rng([seed, 0x6E6F6973])  # a stream of its own: the split and batches stay unchanged
-    flip = rng.random(len(y)) < rate
-    noisy = y.copy()
-    if kind == "symmetric":
-        offset = rng.integers(1, n_classes, size=len(y))  # never the true class
-        noisy[flip] = (y[flip] + offset[flip]) % n_classes
-    elif n_classes == 2:
-        noisy[flip & (y == 1)] = 0
-    else:
-        noisy[flip] = (y[flip] + 1) % n_classes
-    return noisy
+@dataclass(frozen=True)
+class ClassificationOptions:
+    noise: LabelNoise | None = None  # training labels only
 
 
 class TabularClassification(TaskType):
     name = "classification"
     description = "Tabular binary or multi-class classification with an MLP"
     loss_tasks = frozenset({"binary", "multiclass"})
-    #: The split on which thresholds of ``*_tuned`` metrics are chosen (training rows when there is none).
-    tuning_split = "val"
+    predictions = frozenset({"proba"})
+    default_model = "mlp"
+    predicts_from_outputs = True
 
     def check_data(self, data: Dataset) -> None:
         """Fail before any trial runs, rather than record the same failure for every trial of the dataset."""
@@ -146,41 +138,26 @@ class TabularClassification(TaskType):
             raise DataError(f"Dataset {data.uri!r}: every feature column is constant, so no loss can learn anything.",
                             "Check the file and the target=/drop= options.")
 
-    def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
-        """``[options]``: ``noise = {type = "symmetric" | "asymmetric", rate = 0.3}`` (training labels only)."""
-        for key in options:
+    def parse_options(self, table: Mapping[str, Any], fail: Fail) -> ClassificationOptions:
+        """``[options]``: ``noise = {type = "symmetric" | "pair", rate = 0.3}`` (training labels only)."""
+        for key in table:
             if key != "noise":
                 raise fail(key, "unknown option.", "The classification task accepts: noise.")
-        if "noise" not in options:
-            return
-        noise = options["noise"]
-        if not isinstance(noise, Mapping):
-            raise fail("noise", f"must be a table; got {noise!r}.", 'Write noise = {type = "symmetric", rate = 0.3}.')
-        extra = set(noise) - {"type", "rate"}
-        if extra:
-            raise fail(f"noise.{sorted(extra)[0]}", "unknown key.", "noise takes type and rate.")
-        if noise.get("type") not in NOISE_TYPES:
-            raise fail("noise.type", f"must be one of {', '.join(NOISE_TYPES)}; got {noise.get('type')!r}.",
-                       'Write type = "symmetric" or type = "asymmetric".')
-        rate = noise.get("rate")
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise fail("noise.rate", f"must be a number with 0 <= rate < 1; got {rate!r}.", "For example rate = 0.3.")
+        return ClassificationOptions(noise=parse_noise(table["noise"], fail) if "noise" in table else None)
 
     def prepare(self, data: Dataset, spec: TrialSpec) -> Prepared:
-        split = spec.config.get("split", {})
         X = data.X
-        train_idx, val_idx, test_idx = split_indices(
-            data.y, spec.seed, float(split.get("test", 0.2)), float(split.get("val", 0.2)), data.uri
-        )
+        split = spec.config.split
+        train_idx, val_idx, test_idx = split_indices(data.y, spec.seed, split.test, split.val, data.uri)
         # Fitted on the training rows only, so no validation or test statistic reaches the model.
         pre = make_preprocessor(X).fit(X.iloc[train_idx])
         k = data.n_classes
         y_train = data.y[train_idx]
         record: dict[str, Any] = {"threshold_rule": THRESHOLD_RULE if k == 2 else "argmax"}
-        noise = spec.config.get("options", {}).get("noise")
-        if noise:
-            y_train = inject_noise(y_train, k, str(noise["type"]), float(noise["rate"]), spec.seed)
-            record.update(noise_type=str(noise["type"]), noise_rate=float(noise["rate"]),
+        noise = spec.config.options.noise
+        if noise is not None:
+            y_train, _ = inject_label_noise(y_train, k, noise, spec.seed, count="per-row")
+            record.update(noise_type=noise.type, noise_rate=noise.rate,
                           noise_realised=float(np.mean(y_train != data.y[train_idx])))
         labels = {"train": y_train, "val": data.y[val_idx], "test": data.y[test_idx]}
         parts = {name: to_split(pre.transform(X.iloc[i]), labels[name]) for name, i in
@@ -197,9 +174,8 @@ class TabularClassification(TaskType):
         )
 
     def build_model(self, prepared: Prepared, spec: TrialSpec) -> nn.Module:
-        options = {k: v for k, v in spec.config.get("model", {}).items() if k != "family"}
-        family = spec.config.get("model", {}).get("family", "mlp")
-        return MODELS.get(family)(prepared.n_features, prepared.n_classes, **options)
+        model = spec.config.model
+        return MODELS.get(model.family)(prepared.n_features, prepared.n_classes, **model.options)
 
     @torch.no_grad()
     def predict_proba(self, model: nn.Module, X: torch.Tensor, batch: int = 8192) -> np.ndarray:
@@ -210,44 +186,12 @@ class TabularClassification(TaskType):
         model.train(was_training)
         return proba_from_logits(out)
 
-    def evaluate(
-        self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...], proba: np.ndarray | None = None
-    ) -> dict[str, float]:
-        """Metrics on ``split``; thresholded ones at 0.5 and, for binary data, at the threshold tuned on validation.
-
-        For every thresholded metric ``m`` (listed itself or as ``m_tuned``) evaluated off the tuning split,
-        the result also has ``m_tuned`` and ``m_threshold``. On the tuning split itself ``m_tuned`` is the best
-        value there (what early stopping on ``m_tuned`` uses); the test split never influences a threshold.
-        ``proba``: the model's probabilities on ``split`` when already computed (seeds trained stacked).
-        """
+    def predict(self, model: nn.Module, prepared: Prepared, split: str, kinds: frozenset[str]) -> Predictions:
         part = prepared.split(split)
-        if proba is None:
-            proba = self.predict_proba(model, part.X)
-        y = part.y.cpu().numpy()
-        resolved = [METRICS.get(m) for m in metrics]
-        out = {m.name: m(y, proba) for m in resolved if not m.tuned_of}
-        tuned = [m.tuned_of for m in resolved if m.tuned_of]
-        if split != self.tuning_split:
-            tuned += [m.name for m in resolved if m.thresholded]
-        tuned = list(dict.fromkeys(tuned))
-        if not tuned:
-            return out
-        if proba.shape[1] != 2:  # multi-class decisions are the arg-max: nothing to tune
-            out.update({f"{name}_tuned": METRICS.get(name)(y, proba) for name in tuned})
-            return out
-        tune_split = self.tuning_split if prepared.val is not None else "train"
-        if tune_split == split:
-            y_tune, p_tune = y, proba
-        else:
-            y_tune = prepared.split(tune_split).y.cpu().numpy()
-            p_tune = self.predict_proba(model, prepared.split(tune_split).X)
-        for name in tuned:
-            base = METRICS.get(name)
-            threshold, best = best_threshold(base, y_tune, p_tune)
-            out[f"{name}_tuned"] = best if tune_split == split else base(y, proba, threshold=threshold)
-            if split != tune_split:
-                out[f"{name}_threshold"] = threshold
-        return out
+        return {"proba": (part.y.cpu().numpy(), self.predict_proba(model, part.X))}
+
+    def from_outputs(self, outputs: torch.Tensor, part: TensorSplit) -> Predictions:
+        return {"proba": (part.y.cpu().numpy(), proba_from_logits(outputs))}
 
 
 def proba_from_logits(logits: torch.Tensor) -> np.ndarray:

@@ -18,6 +18,7 @@ shape is treated as a 1-D signal, so both task types also run on tabular data. P
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,16 +26,16 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 
+from lossbench import streams
 from lossbench.errors import DataError
-from lossbench.metrics import METRICS
-from lossbench.metrics.collapse import FEATURE_METRICS
+from lossbench.evaluation import Predictions
 from lossbench.models import MODELS
 from lossbench.models.cnn import split_features
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType
-from lossbench.tasks.classification import split_indices, to_split
-from lossbench.tasks.label_noise import check_noise, inject_label_noise, long_tail_indices
+from lossbench.tasks.classification import split_indices, split_seed, to_split
+from lossbench.tasks.label_noise import LabelNoise, inject_label_noise, long_tail_indices, parse_noise
 
 OPTION_KEYS = ("augment", "noise", "imbalance")
 
@@ -43,7 +44,7 @@ def augment_draws(n_rows: int, seed: int, epoch: int, crop: int) -> tuple[torch.
     """(crop offsets (n, 2), flip bits (n,)) of every training row in one epoch."""
     key = (n_rows, seed, epoch, crop)
     if _DRAWS.get("key") != key:  # one epoch's draws, reused by all its batches
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 0xA06)
+        g = streams.generator(seed, "augment", epoch)
         offsets = torch.randint(0, 2 * crop + 1, (n_rows, 2), generator=g)
         flips = torch.rand(n_rows, generator=g) < 0.5
         _DRAWS.update(key=key, value=(offsets, flips))
@@ -79,36 +80,50 @@ def augment_batch(x: torch.Tensor, index: torch.Tensor, seed: int, epoch: int, c
     return out.contiguous()
 
 
-def _validate(options: Mapping[str, Any], fail: Fail, extra: tuple[str, ...] = ()) -> None:
-    for key in options:
-        if key not in (*OPTION_KEYS, *extra):
-            raise fail(key, "unknown option.", f"Options: {', '.join((*OPTION_KEYS, *extra))}.")
-    aug = options.get("augment", {})
+@dataclass(frozen=True)
+class Augment:
+    crop: int = 0  # zero padding in px before a random crop of the original size; 0: none
+    flip: bool = False  # random horizontal flips, where the dataset says mirrored images keep their class
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    augment: Augment = field(default_factory=Augment)
+    noise: LabelNoise | None = None  # training and validation labels
+    imbalance: float = 1.0  # long tail: n_head / n_tail of the training split (a URI's imbalance= wins)
+
+
+def parse_image_options(table: Mapping[str, Any], fail: Fail) -> ImageOptions:
+    for key in table:
+        if key not in OPTION_KEYS:
+            raise fail(key, "unknown option.", f"Options: {', '.join(OPTION_KEYS)}.")
+    aug = table.get("augment", {})
     if not isinstance(aug, Mapping) or set(aug) - {"crop", "flip"}:
         raise fail("augment", "must be a table with crop (padding in px) and flip (bool).",
                    "Example: augment = {crop = 1, flip = false}")
-    crop = aug.get("crop", 0)
-    if isinstance(crop, bool) or not isinstance(crop, int) or crop < 0 or not isinstance(aug.get("flip", False), bool):
+    crop, flip = aug.get("crop", 0), aug.get("flip", False)
+    if isinstance(crop, bool) or not isinstance(crop, int) or crop < 0 or not isinstance(flip, bool):
         raise fail("augment", "crop must be an integer >= 0 and flip a bool.")
-    if "noise" in options and (problem := check_noise(options["noise"])):
-        raise fail("noise", problem, "Example: noise = {type = \"symmetric\", rate = 0.2}")
-    imb = options.get("imbalance", 1)
+    noise = parse_noise(table["noise"], fail) if "noise" in table else None
+    imb = table.get("imbalance", 1)
     if isinstance(imb, bool) or not isinstance(imb, (int, float)) or imb < 1:
         raise fail("imbalance", f"must be a number >= 1 (n_head / n_tail); got {imb!r}.")
+    return ImageOptions(Augment(crop, flip), noise, float(imb))
 
 
 class ImageClassification(TaskType):
     name = "image"
     description = "Image (or 1-D signal) classification with a small CNN; long-tail, label-noise, augmentation"
     loss_tasks = frozenset({"binary", "multiclass"})
+    predictions = frozenset({"proba", "features"})
+    default_model = "cnn"
 
-    def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
-        _validate(options, fail)
+    def parse_options(self, table: Mapping[str, Any], fail: Fail) -> ImageOptions:
+        return parse_image_options(table, fail)
 
     # -- data ----------------------------------------------------------------------------------------------------
     def split(self, data: Dataset, spec: TrialSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        split = spec.config.get("split", {})
-        test, val = float(split.get("test", 0.2)), float(split.get("val", 0.2))
+        test, val = spec.config.split.test, spec.config.split.val
         n_train = data.meta.get("n_train")
         if n_train is None:
             return split_indices(data.y, spec.seed, test, val, data.uri)
@@ -116,7 +131,8 @@ class ImageClassification(TaskType):
         if val <= 0:
             return rest, np.array([], dtype=np.int64), test_idx
         # the official test set stays whole; validation comes out of the official training rows
-        train_idx, val_idx = train_test_split(rest, test_size=val, stratify=data.y[rest], random_state=spec.seed + 1)
+        train_idx, val_idx = train_test_split(rest, test_size=val, stratify=data.y[rest],
+                                              random_state=split_seed(spec.seed, "val"))
         return train_idx, val_idx, test_idx
 
     def images(self, data: Dataset) -> np.ndarray:
@@ -129,20 +145,19 @@ class ImageClassification(TaskType):
         return X.reshape(len(X), *shape)
 
     def prepare(self, data: Dataset, spec: TrialSpec) -> Prepared:
-        options = spec.config.get("options", {})
+        options: ImageOptions = spec.config.options
         k = data.n_classes
         X = self.images(data)
         y = data.y.copy()
         train_idx, val_idx, test_idx = self.split(data, spec)
-        imbalance = float(data.meta.get("imbalance", options.get("imbalance", 1)))
+        imbalance = float(data.meta.get("imbalance", options.imbalance))
         if imbalance > 1:
             train_idx = train_idx[long_tail_indices(y[train_idx], k, imbalance, spec.seed)]
         info: dict[str, Any] = {}
-        noise = options.get("noise")
-        if noise and float(noise.get("rate", 0)) > 0:
+        noise = options.noise
+        if noise is not None and noise.rate > 0:
             noisy_rows = np.concatenate([train_idx, val_idx])
-            y[noisy_rows], flipped = inject_label_noise(y[noisy_rows], k, float(noise["rate"]), spec.seed,
-                                                        str(noise.get("type", "symmetric")))
+            y[noisy_rows], flipped = inject_label_noise(y[noisy_rows], k, noise, spec.seed)
             info["n_noisy"] = int(flipped.sum())
         train_idx, val_idx, test_idx = self.restrict(y, train_idx, val_idx, test_idx)
         # per-channel statistics of the training rows only (1-D signals: one mean and std)
@@ -152,8 +167,8 @@ class ImageClassification(TaskType):
         Xn = (X - mean) / std
         parts = {name: to_split(Xn[i], y[i]) for name, i in
                  (("train", train_idx), ("val", val_idx), ("test", test_idx)) if len(i)}
-        aug = dict(options.get("augment", {}))
-        aug["flip"] = bool(aug.get("flip", False)) and bool(data.meta.get("hflip", False))
+        # mirrored images keep their class only where the dataset says so
+        aug = replace(options.augment, flip=options.augment.flip and bool(data.meta.get("hflip", False)))
         info.update(n_train=len(train_idx), n_val=len(val_idx), n_test=len(test_idx), shape=list(X.shape[1:]),
                     augment=aug)
         return Prepared(
@@ -174,15 +189,12 @@ class ImageClassification(TaskType):
         return train, val, test
 
     def augment(self, prepared: Prepared, x: torch.Tensor, index: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
-        aug = prepared.info.get("augment", {})
-        return augment_batch(x, index, seed, epoch, int(aug.get("crop", 0)), bool(aug.get("flip", False)),
-                             len(prepared.train))
+        aug = prepared.info.get("augment", Augment())
+        return augment_batch(x, index, seed, epoch, aug.crop, aug.flip, len(prepared.train))
 
     # -- model and evaluation ------------------------------------------------------------------------------------
     def build_model(self, prepared: Prepared, spec: TrialSpec) -> nn.Module:
-        model_cfg = spec.config.get("model", {})
-        family = model_cfg.get("family", "cnn")
-        options = {k: v for k, v in model_cfg.items() if k != "family"}
+        family, options = spec.config.model.family, spec.config.model.options
         shape = prepared.info.get("shape", [prepared.n_features])
         if family == "cnn":
             return MODELS.get("cnn")(shape, prepared.n_classes, **options)
@@ -212,17 +224,13 @@ class ImageClassification(TaskType):
         proba = torch.cat(probs).numpy().astype(np.float64)
         return proba, (torch.cat(feats).numpy() if feats else None)
 
-    def evaluate(self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]) -> dict[str, float]:
+    def predict(self, model: nn.Module, prepared: Prepared, split: str, kinds: frozenset[str]) -> Predictions:
         part = prepared.split(split)
-        want = bool(FEATURE_METRICS & set(metrics))
-        proba, feats = self.outputs(model, part.X, want)
+        proba, feats = self.outputs(model, part.X, "features" in kinds)
         y = part.y.cpu().numpy()
-        out = {}
-        for m in metrics:
-            if m in FEATURE_METRICS:
-                out[m] = METRICS.get(m)(y, feats) if feats is not None else float("nan")
-            else:
-                out[m] = METRICS.get(m)(y, proba)
+        out: dict[str, tuple[Any, ...]] = {"proba": (y, proba)}
+        if feats is not None:  # a model without a feature/head split (NoProp, Hyp-OC) has none
+            out["features"] = (y, feats)
         return out
 
 

@@ -1,11 +1,10 @@
 """Query–document retrieval with positives and hard negatives (the ``query-document`` loss task).
 
 Data: a pair :class:`~lossbench.sources.base.Dataset` (X columns ``query`` and ``document``, ``meta["kind"] ==
-"pairs"``), for example ``bundled:stdlib-docs``. Texts become hashed character 3–4-gram bags (scikit-learn's
-``HashingVectorizer``, deterministic murmur hashing, L2-normalised), encoded by a two-tower MLP
-(:class:`~lossbench.models.retrieval.DualEncoder`). With ``encoder = "minilm"`` the texts are instead embedded
-once by the frozen MiniLM sentence encoder (384-d, cached on disk; see :mod:`lossbench.sources.text_encoders`) and
-only a head on top is trained (model family ``minilm-head``).
+"pairs"``), for example ``bundled:stdlib-docs``. Texts become fixed features (:mod:`lossbench.text_features`):
+hashed character 3–4-gram bags, encoded by a two-tower MLP (:class:`~lossbench.models.retrieval.DualEncoder`), or
+with ``encoder = "minilm"`` the frozen MiniLM sentence embeddings (384-d, cached on disk), with only a head on top
+trained (model family ``minilm-head``).
 
 Rows (pairs) are split at random by the trial seed. Each training row carries H hard negatives: the training
 documents other than its own whose n-gram bag is most similar to the query (lexical hard negatives, as BM25
@@ -16,31 +15,15 @@ every split) for each held-out query; exactly one document is relevant.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.feature_extraction.text import HashingVectorizer
 
+from lossbench import streams
 from lossbench.sources.base import Dataset
-from lossbench.sources.text_encoders import encode_texts
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import Prepared, TensorSplit
-
-
-def text_features(texts: list[str], n_features: int) -> np.ndarray:
-    vec = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 4), n_features=n_features, alternate_sign=False,
-                            norm="l2", lowercase=True)
-    return vec.transform(texts).toarray().astype(np.float32)
-
-
-def pair_features(texts: list[str], options: dict[str, Any]) -> np.ndarray:
-    """Fixed (n, F) unit-norm text features: hashed n-grams (``encoder = "ngram"``) or a frozen sentence encoder."""
-    encoder = str(options.get("encoder", "ngram"))
-    if encoder == "ngram":
-        return text_features(texts, int(options.get("text_features", 2048)))
-    return encode_texts(texts, encoder)
+from lossbench.text_features import text_features
 
 
 def hard_negatives(q: np.ndarray, docs: np.ndarray, own: np.ndarray, pool: np.ndarray, h: int) -> np.ndarray:
@@ -51,17 +34,16 @@ def hard_negatives(q: np.ndarray, docs: np.ndarray, own: np.ndarray, pool: np.nd
     return pool[top]
 
 
-def prepare_pairs(data: Dataset, spec: TrialSpec, options: dict[str, Any]) -> Prepared:
-    split = spec.config.get("split", {})
-    h = int(options.get("hard_negatives", 3))
-    queries = pair_features(data.X["query"].astype(str).tolist(), options)
-    docs = pair_features(data.X["document"].astype(str).tolist(), options)
+def prepare_pairs(data: Dataset, spec: TrialSpec, encoder: str, width: int, h: int, dim: int) -> Prepared:
+    """Texts as ``encoder`` features (``width`` wide for n-grams), ``h`` hard negatives per query; ``dim``-d towers."""
+    split = spec.config.split
+    queries = text_features(data.X["query"].astype(str).tolist(), encoder, width)
+    docs = text_features(data.X["document"].astype(str).tolist(), encoder, width)
     n_feat = int(docs.shape[1])
     n = len(docs)
-    rng = np.random.default_rng(spec.seed)
-    order = rng.permutation(n)
-    n_test = max(1, round(float(split.get("test", 0.2)) * n))
-    n_val = round(float(split.get("val", 0.2)) * n)
+    order = streams.rng(spec.seed, "split", "order").permutation(n)
+    n_test = max(1, round(split.test * n))
+    n_val = round(split.val * n)
     test_idx, val_idx, train_idx = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
     negs = hard_negatives(queries[train_idx], docs, train_idx, np.sort(train_idx), h)
     train_x = np.concatenate([queries[train_idx, None], docs[train_idx, None], docs[negs]], axis=1)
@@ -70,7 +52,6 @@ def prepare_pairs(data: Dataset, spec: TrialSpec, options: dict[str, Any]) -> Pr
         x = np.stack([queries[idx], docs[idx]], axis=1)
         return TensorSplit(torch.as_tensor(x), torch.as_tensor(idx, dtype=torch.long))
 
-    dim = int(options.get("pair_embedding_dim", 256))
     return Prepared(
         train=TensorSplit(torch.as_tensor(train_x), torch.as_tensor(train_idx, dtype=torch.long)),
         val=held_out(val_idx) if len(val_idx) else None,

@@ -12,22 +12,27 @@ masks and predicted foreground probabilities; the report draws them side by side
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from lossbench import streams
 from lossbench.errors import DataError
-from lossbench.metrics import METRICS
+from lossbench.evaluation import Predictions
 from lossbench.models import MODELS
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType, TensorSplit
 
-#: Test images a trial keeps for the report's example plots (``[options] examples``; 0 keeps none).
-DEFAULT_EXAMPLES = 4
 MAX_EXAMPLES = 32
+
+
+@dataclass(frozen=True)
+class SegmentationOptions:
+    examples: int = 4  # test images a trial keeps for the report's example plots; 0 keeps none
 
 
 def _split(X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> TensorSplit:
@@ -38,31 +43,33 @@ class Segmentation(TaskType):
     name = "segmentation"
     description = "2-D binary segmentation (thin structures, blobs, image folders) with a small U-Net"
     loss_tasks = frozenset({"segmentation"})
+    predictions = frozenset({"masks"})
+    default_model = "unet"
 
-    def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
+    def parse_options(self, table: Mapping[str, Any], fail: Fail) -> SegmentationOptions:
         """``[options]``: ``examples = N`` test images kept per trial for the report (0 to 32, default 4)."""
-        for key in options:
+        for key in table:
             if key != "examples":
                 raise fail(key, "unknown option.", "Options: examples.")
-        n = options.get("examples", DEFAULT_EXAMPLES)
+        n = table.get("examples", SegmentationOptions.examples)
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_EXAMPLES:
             raise fail("examples", f"must be an integer from 0 to {MAX_EXAMPLES}; got {n!r}.", "Example: examples = 4")
+        return SegmentationOptions(n)
 
     def prepare(self, data: Dataset, spec: TrialSpec) -> Prepared:
         X, y = getattr(data, "X", None), getattr(data, "y", None)
         if not isinstance(X, np.ndarray) or X.ndim != 4:
             raise DataError(f"Dataset {data.uri!r} is not an image dataset.", "Use a seg: or folder: dataset URI.")
-        split = spec.config.get("split", {})
-        test, val = float(split.get("test", 0.2)), float(split.get("val", 0.2))
+        test, val = spec.config.split.test, spec.config.split.val
         n = len(y)
-        order = np.random.default_rng(spec.seed).permutation(n)
+        order = streams.rng(spec.seed, "split", "order").permutation(n)
         target_X, target_y = getattr(data, "target_X", None), getattr(data, "target_y", None)
         info: dict[str, Any] = {}
         if target_X is not None:
             # source: train + val; target: a labelled test part and an unlabelled adaptation part
             n_val = max(1, round(val * n))
             val_idx, train_idx = order[:n_val], order[n_val:]
-            t_order = np.random.default_rng(spec.seed + 1).permutation(len(target_y))
+            t_order = streams.rng(spec.seed, "split", "target").permutation(len(target_y))
             n_test = max(1, round(test * len(target_y)))
             test_idx = t_order[:n_test]  # indices into the target images
             test_part = _split(target_X, target_y, test_idx)
@@ -93,9 +100,8 @@ class Segmentation(TaskType):
         )
 
     def build_model(self, prepared: Prepared, spec: TrialSpec) -> nn.Module:
-        options = {k: v for k, v in spec.config.get("model", {}).items() if k != "family"}
-        family = spec.config.get("model", {}).get("family", "unet")
-        return MODELS.get(family)(prepared.n_features, prepared.n_classes, **options)
+        model = spec.config.model
+        return MODELS.get(model.family)(prepared.n_features, prepared.n_classes, **model.options)
 
     @torch.no_grad()
     def predict_proba(self, model: nn.Module, X: torch.Tensor, batch: int = 64) -> np.ndarray:
@@ -109,18 +115,13 @@ class Segmentation(TaskType):
         model.train(was_training)
         return torch.cat(outs).cpu().numpy().astype(np.float64)
 
-    def evaluate(
-        self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]
-    ) -> dict[str, float]:
+    def predict(self, model: nn.Module, prepared: Prepared, split: str, kinds: frozenset[str]) -> Predictions:
         part = prepared.split(split)
-        proba = self.predict_proba(model, part.X)
-        y = part.y.cpu().numpy()
-        return {m: METRICS.get(m)(y, proba) for m in metrics}
+        return {"masks": (part.y.cpu().numpy(), self.predict_proba(model, part.X))}
 
     def examples(self, model: nn.Module, prepared: Prepared, spec: TrialSpec) -> dict[str, np.ndarray] | None:
         """The first N test images: image (float16), mask (uint8), foreground probability (float16), index."""
-        n = int(spec.config.get("options", {}).get("examples", DEFAULT_EXAMPLES))
-        n = min(n, len(prepared.test))
+        n = min(spec.config.options.examples, len(prepared.test))
         if n <= 0:
             return None
         X, y = prepared.test.X[:n], prepared.test.y[:n]

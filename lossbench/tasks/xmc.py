@@ -9,6 +9,7 @@ Evaluation ranks all labels per row: precision@k, NDCG@k, Recall@k (a relevant l
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,33 +18,37 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from lossbench.errors import DataError
-from lossbench.metrics import METRICS
+from lossbench.evaluation import Predictions
 from lossbench.models.retrieval import LabelDualEncoder
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType, TensorSplit
-from lossbench.tasks.classification import make_preprocessor
-from lossbench.tasks.retrieval import validate_retrieval_options
+from lossbench.tasks.classification import make_preprocessor, split_seed
+from lossbench.tasks.retrieval import positive_int_options
 
-OPTIONS: dict[str, tuple[type, Any]] = {"embedding_dim": (int, 64)}
+
+@dataclass(frozen=True)
+class XmcOptions:
+    embedding_dim: int = 64
 
 
 class MultilabelRetrieval(TaskType):
     name = "xmc"
     description = "Multi-label classification as label retrieval with a dual encoder"
     loss_tasks = frozenset({"multilabel"})
+    predictions = frozenset({"ranking"})
+    default_model = "mlp"  # the row tower of the label dual encoder
 
-    def validate_options(self, options: Mapping[str, Any], fail: Fail) -> None:
-        validate_retrieval_options(options, fail, OPTIONS)
+    def parse_options(self, table: Mapping[str, Any], fail: Fail) -> XmcOptions:
+        return positive_int_options(table, XmcOptions, fail)
 
     def prepare(self, data: Dataset, spec: TrialSpec) -> Prepared:
         if data.targets is None:
             raise DataError(f"Dataset {data.uri!r} has no multi-label targets.", "Use a multi-label source: river:yeast.")
-        split = spec.config.get("split", {})
-        test, val = float(split.get("test", 0.2)), float(split.get("val", 0.2))
+        test, val = spec.config.split.test, spec.config.split.val
         idx = np.arange(len(data.y))
-        rest, test_idx = train_test_split(idx, test_size=test, random_state=spec.seed)
-        train_idx, val_idx = train_test_split(rest, test_size=val / (1 - test), random_state=spec.seed + 1)
+        rest, test_idx = train_test_split(idx, test_size=test, random_state=split_seed(spec.seed, "test"))
+        train_idx, val_idx = train_test_split(rest, test_size=val / (1 - test), random_state=split_seed(spec.seed, "val"))
         pre = make_preprocessor(data.X).fit(data.X.iloc[train_idx])
 
         def part(i: np.ndarray) -> TensorSplit:
@@ -56,22 +61,23 @@ class MultilabelRetrieval(TaskType):
             n_features=data.X.shape[1], n_classes=n_labels, kind="multilabel",
             class_counts=data.targets[train_idx].sum(0).astype(int).tolist(),
             info={"n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx)},
-            embedding_dim=int(spec.config.get("options", {}).get("embedding_dim", 64)),
+            embedding_dim=spec.config.options.embedding_dim,
         )
 
     def build_model(self, prepared: Prepared, spec: TrialSpec) -> nn.Module:
-        options = {k: v for k, v in spec.config.get("model", {}).items() if k != "family"}
-        return LabelDualEncoder(prepared.n_features, prepared.n_classes, prepared.embedding_dim or 64, **options)
+        # the suite's model options shape the row tower; the label embeddings are the encoder's own
+        return LabelDualEncoder(prepared.n_features, prepared.n_classes, prepared.embedding_dim,
+                                **spec.config.model.options)
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, prepared: Prepared, split: str, metrics: tuple[str, ...]) -> dict[str, float]:
+    def predict(self, model: nn.Module, prepared: Prepared, split: str, kinds: frozenset[str]) -> Predictions:
+        """``ranking``: every label scored for each row; a row's own labels are relevant."""
         part = prepared.split(split)
         was = model.training
         model.eval()
         scores = model(part.X).cpu().double().numpy()
         model.train(was)
-        relevant = part.y.cpu().numpy() > 0
-        return {m: METRICS.get(m)(scores, relevant) for m in metrics}
+        return {"ranking": (scores, part.y.cpu().numpy() > 0)}
 
 
 TASK_TYPES.register("xmc", MultilabelRetrieval(), description=MultilabelRetrieval.description)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lossbench.specs import ObjectiveSpec, TrialSpec
+from lossbench.objectives import parse_objective
+from lossbench.specs import TrialSpec
+from lossbench.suite import trial_config
 from lossbench.trial import cached_dataset
 
 
@@ -18,15 +20,14 @@ def image_spec(loss: str, uri: str = "images:digits", seed: int = 0, task: str =
         task=task,
         dataset=uri,
         data_hash=data.content_hash,
-        loss=loss,
-        loss_version=ObjectiveSpec.parse(loss).version,
+        objective=parse_objective(loss),
         seed=seed,
-        config={
+        config=trial_config(task, {
             "model": model or {"family": "cnn", "channels": [8, 16], "mlp_hidden": [32]},
             "training": {"epochs": epochs, "batch_size": 64, "lr": 0.005, "patience": 0},
             "split": {"test": 0.2, "val": 0.2},
             "options": options or {},
-        },
+        }),
         metrics=metrics,
         primary_metric=primary,
     )

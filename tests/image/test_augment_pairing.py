@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from lossbench.losses import make_loss
 from lossbench.methods import METHODS
 from lossbench.methods.base import Batch, Method, StepState
 from lossbench.sources import load_dataset
 from lossbench.tasks import TASK_TYPES
 from lossbench.tasks.image import augment_batch
-from lossbench.train import train
+from lossbench.trial import setup, train_setup
 
 from .helpers import image_spec
 
@@ -52,14 +51,11 @@ def test_every_loss_sees_the_same_weights_and_augmented_batches() -> None:
     task = TASK_TYPES.get("image")
     seen, weights = [], []
     for name in ("ce", "focal"):
-        spec = image_spec(name, options={"augment": {"crop": 1, "flip": False}})
-        prepared = task.prepare(load_dataset(spec.dataset), spec)
-        torch.manual_seed(spec.seed)
-        model = task.build_model(prepared, spec)
-        weights.append({k: v.clone() for k, v in model.state_dict().items()})
-        spy = Spy()
-        train(task, model, prepared, make_loss(name, {}), spy, training={"epochs": 1, "batch_size": 256},
-              seed=spec.seed, primary_metric="accuracy")
+        spec = image_spec(name, epochs=1, options={"augment": {"crop": 1, "flip": False}})
+        ready = setup(spec)  # as the trial sets itself up
+        weights.append({k: v.clone() for k, v in ready.model.state_dict().items()})
+        ready.method = spy = Spy()
+        train_setup(spec, ready)
         seen.append(spy.seen)
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert len(seen[0]) == len(seen[1]) and all(torch.equal(a, b) for a, b in zip(*seen, strict=True))

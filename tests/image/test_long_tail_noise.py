@@ -7,7 +7,7 @@ import pytest
 
 from lossbench.sources import load_dataset
 from lossbench.tasks import TASK_TYPES
-from lossbench.tasks.label_noise import inject_label_noise, long_tail_counts, long_tail_indices
+from lossbench.tasks.label_noise import LabelNoise, inject_label_noise, long_tail_counts, long_tail_indices
 
 from .helpers import image_spec
 
@@ -41,12 +41,12 @@ def test_task_makes_the_training_split_long_tailed_and_keeps_test_balanced(imbal
 
 def test_noise_rate_is_exact_and_symmetric_noise_never_keeps_the_label() -> None:
     y = np.repeat(np.arange(4), 50)
-    noisy, flipped = inject_label_noise(y, 4, 0.3, seed=0)
+    noisy, flipped = inject_label_noise(y, 4, LabelNoise("symmetric", 0.3), seed=0)
     assert flipped.sum() == 60 and (noisy != y).sum() == 60
     assert np.array_equal(noisy[~flipped], y[~flipped])
-    pair, pflip = inject_label_noise(y, 4, 0.2, seed=0, kind="pair")
-    assert np.array_equal(pair[pflip], (y[pflip] + 1) % 4)
-    again, _ = inject_label_noise(y, 4, 0.3, seed=0)
+    pair, pflip = inject_label_noise(y, 4, LabelNoise("pair", 0.2), seed=0)
+    assert pflip.sum() == 40 and np.array_equal(pair[pflip], (y[pflip] + 1) % 4)
+    again, _ = inject_label_noise(y, 4, LabelNoise("symmetric", 0.3), seed=0)
     assert np.array_equal(noisy, again)
 
 

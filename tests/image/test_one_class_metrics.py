@@ -7,13 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
+from lossbench.config import TrainingConfig
 from lossbench.losses import make_loss
 from lossbench.methods import METHODS
 from lossbench.methods.hyperbolic import HyperbolicMLR, mobius_add, poincare_distance, to_ball
 from lossbench.metrics.collapse import nc1, nc2
 from lossbench.metrics.detection import eer
+from lossbench.objectives import parse_objective
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
+from lossbench.suite import trial_config
 from lossbench.tasks import TASK_TYPES
 from lossbench.train import train
 
@@ -29,17 +32,17 @@ def toy() -> Dataset:
 @pytest.mark.parametrize("method", ["hyp-ce", "hyp-pc"])
 def test_one_class_training_separates_a_separable_toy(method: str) -> None:
     task = TASK_TYPES.get("one-class")
-    spec = TrialSpec("t", "1", "one-class", "toy:oc", "", method, "1", 0,
-                     config={"model": {"family": "cnn", "mlp_hidden": [16]}, "split": {"test": 0.25, "val": 0.25}})
+    spec = TrialSpec("t", "1", "one-class", "toy:oc", "", parse_objective(method), 0,
+                     config=trial_config("one-class", {"model": {"family": "cnn", "mlp_hidden": [16]},
+                                                       "split": {"test": 0.25, "val": 0.25}}))
     prepared = task.prepare(toy(), spec)
     assert set(prepared.train.y.tolist()) == {1} and prepared.kind == "one-class"
     assert set(prepared.test.y.tolist()) == {0, 1}
     torch.manual_seed(0)
     model = task.build_model(prepared, spec)
     loss = make_loss("ce", {}, **prepared.loss_context(0))
-    train(task, model, prepared, loss, METHODS.get(method)(), training={"epochs": 15, "batch_size": 16, "lr": 0.01,
-                                                                        "patience": 0},
-          seed=0, primary_metric="auroc")
+    train(task, model, prepared, loss, METHODS.get(method)(),
+          training=TrainingConfig(epochs=15, batch_size=16, lr=0.01, patience=0), seed=0, primary_metric="auroc")
     scores = task.evaluate(model, prepared, "test", ("auroc", "eer"))
     assert scores["auroc"] > 0.95 and scores["eer"] < 0.1
 

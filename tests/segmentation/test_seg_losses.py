@@ -110,13 +110,13 @@ def test_betti_matching_term_passes_the_conformance_checks() -> None:
 
 def test_betti_matching_dims_can_be_chosen_from_a_loss_spec() -> None:
     from lossbench.errors import SpecError
-    from lossbench.specs import ObjectiveSpec
+    from lossbench.objectives import parse_objective
 
     for text, dims in (("betti-matching:dims=0", "0"), ("betti-matching:dims=1", "1"), ("betti-matching", "0,1")):
-        spec = ObjectiveSpec.parse(text)  # parses `0` as a number; the parameter's choices are names
+        spec = parse_objective(text)  # parses `0` as a number; the parameter's choices are names
         assert make_loss(spec.name, dict(spec.params)).dims == dims
     with pytest.raises(SpecError, match="one of 0, 1, 0,1"):
-        ObjectiveSpec.parse("betti-matching:dims=2")
+        parse_objective("betti-matching:dims=2")
 
 
 def test_conformance_checks_call_a_warm_up_loss_past_its_warm_up() -> None:

