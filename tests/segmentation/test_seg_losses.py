@@ -124,3 +124,20 @@ def test_conformance_checks_call_a_warm_up_loss_past_its_warm_up() -> None:
 
     assert extras_for(make_loss("betti-matching"), 4) == {"epoch": 10}  # Dice + Betti matching, not Dice alone
     assert extras_for(make_loss("betti-matching", {"warmup": 0}), 4) == {}  # no warm-up: no epoch needed
+
+
+@pytest.mark.parametrize("maps", [1, 2])
+def test_seg_focal_gradient_is_finite_when_p_t_rounds_to_one(maps: int) -> None:
+    # float32 logits of ±20: p_t rounds to 1, where (1 - p_t)^gamma has an infinite derivative for gamma < 1
+    y = torch.zeros(1, 2, 2, dtype=torch.long)
+    y[0, 0] = 1
+    z = torch.where(y[:, None] > 0, 20.0, -20.0)
+    z[0, 0, 1, 1] = 0.3  # one uncertain pixel
+    loss = make_loss("seg-focal", {"gamma": 0.5})
+    grads = []
+    for dtype in (torch.float32, torch.float64):
+        x = (z if maps == 1 else torch.cat([torch.zeros_like(z), z], 1)).to(dtype).clone().requires_grad_(True)
+        loss(x, y).backward()
+        grads.append(x.grad)
+    assert torch.isfinite(grads[0]).all()
+    torch.testing.assert_close(grads[0], grads[1].float(), rtol=1e-5, atol=1e-7)
