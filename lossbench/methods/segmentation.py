@@ -8,8 +8,10 @@ each image. Needs the ``prob-unet`` model family and a dataset with ``raters=R``
 
 ``sfda-entropy-kl``: Bateson, Kervadec, Dolz, Lombaert & Ben Ayed, "Source-Free Domain Adaptation for Image
 Segmentation", MedIA 2022 (arXiv 2108.03152); reference ``mathilde-b/SFDA`` ``losses.py`` ``EntKLProp``:
-L = -sum nu_c p log p / sum p  +  (-(1/B) sum_b sum_c tau_c log tau_hat_bc), tau_hat = per-image mean of p
-(``norm_soft_size`` with power 1). The second term is KL(tau ‖ tau_hat) up to the constant entropy of tau.
+L = -sum nu_c p log p / sum p  +  (1/B) sum_b sum_c tau_hat_bc log(tau_hat_bc / tau_c), i.e. KL(tau_hat ‖ tau)
+from the predicted class ratio tau_hat to the prior tau. tau_hat is ``utils.norm_soft_size`` with power 1, the
+size function of every experiment in the repository's makefiles: per image, the sum over pixels of p / max_c p,
+renormalised over classes (not the mean of p). Logarithms take + 1e-10 as in the reference.
 The loop trains on the labelled source images with the base loss; ``finish`` then adapts on the
 unlabelled target images only, and the trial tests on target images. The prior tau is the source
 training foreground fraction (the paper uses anatomical knowledge; no target label is used).
@@ -124,6 +126,26 @@ class Pulaski(Method):
         return {"latent_kl": float(self.kl_mean)}
 
 
+def class_ratio(p: torch.Tensor) -> torch.Tensor:
+    """Predicted class ratio per image (B, C) from probability maps (B, C, H, W): ``norm_soft_size``, power 1."""
+    size = (p / (p.max(1, keepdim=True).values + 1e-10)).sum((2, 3))
+    return size / (size.sum(1, keepdim=True) + 1e-10)
+
+
+def sfda_objective(
+    logits: torch.Tensor, prior: torch.Tensor, nu_fg: float, lambda_ent: float = 1.0, lambda_kl: float = 1.0
+) -> torch.Tensor:
+    """``EntKLProp`` on foreground logits (B, 1 or 2, H, W): weighted entropy + KL(tau_hat ‖ prior)."""
+    p1 = foreground_prob(logits)
+    p = torch.stack([1 - p1, p1], dim=1)  # (B, 2, H, W)
+    nu = torch.tensor([1 - nu_fg, nu_fg], dtype=p.dtype, device=p.device)
+    ent = -(nu[None, :, None, None] * p * torch.log(p + 1e-10)).sum() / (p.sum() + 1e-10)
+    est = class_ratio(p)
+    log_prior = torch.log(prior.to(p) + 1e-10)[None]
+    kl = (est * (torch.log(est + 1e-10) - log_prior)).sum() / len(p)
+    return lambda_ent * ent + lambda_kl * kl
+
+
 @register_method
 class SFDAEntropyKL(Method):
     """Train on the source domain, then adapt without source data: weighted entropy + KL to a class-ratio prior."""
@@ -143,6 +165,7 @@ class SFDAEntropyKL(Method):
                  "(arXiv 2108.03152)",
         summary="Source training with the base loss; adaptation on unlabelled target images by entropy + KL prior.",
         base_loss="dice",
+        version="2",  # 2: KL(tau_hat ‖ tau) with norm_soft_size, as EntKLProp (was KL(tau ‖ tau_hat) + H(tau))
     )
 
     def setup(self, model: nn.Module, prepared: Any, loss: nn.Module, state: StepState,
@@ -159,13 +182,7 @@ class SFDAEntropyKL(Method):
         self.recorded: dict[str, float] = {}
 
     def objective(self, logits: torch.Tensor) -> torch.Tensor:
-        p1 = foreground_prob(logits)
-        p = torch.stack([1 - p1, p1], dim=1)  # (B, 2, H, W)
-        nu = torch.tensor([1 - self.nu_fg, self.nu_fg], dtype=p.dtype, device=p.device)
-        ent = -(nu[None, :, None, None] * p * torch.log(p + 1e-10)).sum() / (p.sum() + 1e-10)
-        est = p.mean((2, 3))  # tau_hat per image
-        kl = -(self.prior.to(p)[None] * torch.log(est + 1e-10)).sum() / len(p)
-        return self.lambda_ent * ent + self.lambda_kl * kl
+        return sfda_objective(logits, self.prior, self.nu_fg, self.lambda_ent, self.lambda_kl)
 
     def finish(self, model: nn.Module, prepared: Any) -> nn.Module:
         if self.task is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,37 @@ def test_betti_matching_keeps_no_checkpoint_from_its_dice_warm_up(monkeypatch: p
     assert bm["status"] == "ok", bm["error_msg"]
     # kept: the first epoch with the Betti matching term; patience counts from there (stopped after epoch 4 of 7)
     assert (bm["best_epoch"], bm["epochs_run"]) == (3, 5)
+
+
+def test_sfda_objective_is_entkl_prop() -> None:
+    # p = 0.5 everywhere, prior (0.9, 0.1), nu = (0.1, 0.9): entropy 0.5 ln 2 and KL(tau_hat ‖ tau) with tau_hat = (0.5, 0.5)
+    from lossbench.methods.segmentation import sfda_objective
+
+    logits = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    prior = torch.tensor([0.9, 0.1], dtype=torch.float64)
+    kl = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)
+    assert float(sfda_objective(logits, prior, 0.9, lambda_ent=0.0)) == pytest.approx(kl, rel=1e-8)  # 0.510826
+    assert float(sfda_objective(logits, prior, 0.9)) == pytest.approx(0.5 * math.log(2) + kl, rel=1e-8)  # 0.857399
+
+
+def test_sfda_class_ratio_is_norm_soft_size() -> None:
+    # half the pixels at p_fg = 0.9, half at 0.6: p / max_c p sums to (1/9 + 2/3, 2) per pair, so tau_hat = (0.28, 0.72)
+    # (the mean of p would give (0.25, 0.75))
+    from lossbench.methods.segmentation import class_ratio, sfda_objective
+
+    p1 = torch.tensor([0.9, 0.6], dtype=torch.float64).repeat(8).reshape(1, 1, 4, 4)
+    p = torch.cat([1 - p1, p1], 1)
+    torch.testing.assert_close(class_ratio(p), torch.tensor([[0.28, 0.72]], dtype=torch.float64))
+    logits = torch.log(p1 / (1 - p1))
+    prior = torch.tensor([0.9, 0.1], dtype=torch.float64)
+    kl = 0.28 * math.log(0.28 / 0.9) + 0.72 * math.log(0.72 / 0.1)
+    assert float(sfda_objective(logits, prior, 0.9, lambda_ent=0.0)) == pytest.approx(kl, rel=1e-8)
+
+
+def test_sfda_objective_gradient_matches_finite_differences() -> None:
+    from lossbench.methods.segmentation import sfda_objective
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    prior = torch.tensor([0.8, 0.2])
+    assert torch.autograd.gradcheck(lambda z: sfda_objective(z, prior, 0.9), (logits,))
