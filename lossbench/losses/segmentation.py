@@ -187,8 +187,10 @@ class TverskyLoss(MaskLoss):
         },
         citation="Salehi, Erdogmus & Gholipour (2017), Tversky loss function for image segmentation using 3D "
                  "fully convolutional deep networks, MLMI.",
-        summary="1 - Tversky index per image; alpha = beta = 0.5 is soft Dice.",
+        summary="1 - Tversky index per image; alpha = beta = 1 is soft Jaccard.",
         formula="1 - (TP + 1)/(TP + a FP + b FN + 1)",
+        caveats="alpha = beta = 0.5 is soft Dice with smoothing 2, 1 - (2 TP + 2)/(sum p + sum g + 2), not the "
+        "`dice` loss (smoothing 1); the two agree only as the sums grow.",
     )
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:
