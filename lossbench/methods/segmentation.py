@@ -4,7 +4,7 @@
 probabilistic segmentation", arXiv 2312.15686; reference ``soumickmj/PULASki`` (``pipeline.py`` builds a
 GeomLoss ``SamplesLoss``; the objective is w_seg·D(samples, rater masks) + w_lat·KL(q(z|x,y) ‖ p(z|x))).
 Each segmentation is one point in R^{HW}; D compares the N predicted samples with the R rater masks of
-each image. Needs the ``prob-unet`` model family and a dataset with ``raters=R``.
+each image. Needs the ``prob-unet`` model family, a dataset with ``raters=R`` and geomloss (the [seg] extra).
 
 ``sfda-entropy-kl``: Bateson, Kervadec, Dolz, Lombaert & Ben Ayed, "Source-Free Domain Adaptation for Image
 Segmentation", MedIA 2022 (arXiv 2108.03152); reference ``mathilde-b/SFDA`` ``losses.py`` ``EntKLProp``:
@@ -19,7 +19,6 @@ training foreground fraction (the paper uses anatomical knowledge; no target lab
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -33,50 +32,23 @@ from lossbench.methods.base import Batch, Method, MethodContext, MethodInfo, Ste
 SEG = frozenset({"segmentation"})
 
 
-def _sq_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Half squared Euclidean distances (B, N, M): GeomLoss's cost for p = 2."""
-    return 0.5 * ((x * x).sum(-1)[:, :, None] + (y * y).sum(-1)[:, None, :] - 2 * x @ y.transpose(1, 2)).clamp_min(0)
+def sinkhorn_samples_loss(blur: float) -> Any:
+    """GeomLoss's debiased Sinkhorn divergence (p = 2, eps = blur^2), as the reference builds it.
 
-
-def _ot_eps(x: torch.Tensor, y: torch.Tensor, eps: float, iters: int) -> torch.Tensor:
-    """Entropic OT cost OT_eps between uniform point clouds (B, N, D) and (B, M, D), log-domain Sinkhorn."""
-    c = _sq_dist(x, y)
-    b, n, m = c.shape
-    log_a = torch.full((b, n), -math.log(n), dtype=x.dtype, device=x.device)
-    log_b = torch.full((b, m), -math.log(m), dtype=x.dtype, device=x.device)
-    f = torch.zeros_like(log_a)
-    g = torch.zeros_like(log_b)
-    for _ in range(iters):
-        f = -eps * torch.logsumexp(log_b[:, None, :] + (g[:, None, :] - c) / eps, dim=2)
-        g = -eps * torch.logsumexp(log_a[:, :, None] + (f[:, :, None] - c) / eps, dim=1)
-    # at convergence the dual objective <a, f> + <b, g> is OT_eps
-    return (log_a.exp() * f).sum(1) + (log_b.exp() * g).sum(1)
-
-
-def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, blur: float = 0.05, iters: int = 100) -> torch.Tensor:
-    """Debiased Sinkhorn divergence S_eps = OT(x, y) - OT(x, x)/2 - OT(y, y)/2 per batch item, eps = blur^2.
-
-    The small stand-in for ``geomloss.SamplesLoss("sinkhorn", p=2, blur=blur, debias=True)`` when geomloss
-    is not installed (no epsilon-scaling, so it needs more iterations for small blur).
+    There is no fallback solver: GeomLoss's value depends on its epsilon-scaling schedule (up to 2% from the
+    converged divergence at blur 0.05), so another solver would make results depend on what is installed.
     """
-    eps = blur**2
-    return _ot_eps(x, y, eps, iters) - 0.5 * _ot_eps(x, x, eps, iters) - 0.5 * _ot_eps(y, y, eps, iters)
+    try:
+        from geomloss import SamplesLoss  # lazy: the [seg] extra
+    except ImportError:
+        raise UserError("Method 'pulaski' needs the geomloss package.",
+                        "Install it with pip install 'lossbench[seg]' (or pip install geomloss).") from None
+    return SamplesLoss("sinkhorn", p=2, blur=blur, debias=True, backend="tensorized")
 
 
-def samples_distance(pred: torch.Tensor, raters: torch.Tensor, blur: float, backend: str) -> torch.Tensor:
+def samples_distance(pred: torch.Tensor, raters: torch.Tensor, blur: float) -> torch.Tensor:
     """D between N predicted maps and R rater masks per image: (B, N, H, W), (B, R, H, W) → (B,)."""
-    x = pred.flatten(2)
-    y = raters.flatten(2).to(pred.dtype)
-    if backend == "geomloss":
-        try:
-            from geomloss import SamplesLoss  # lazy: the [seg] extra
-        except ImportError:
-            backend = "own"
-        else:
-            return SamplesLoss("sinkhorn", p=2, blur=blur, debias=True, backend="tensorized")(x, y)
-    # the own solver needs costs of order eps: rescale the cost by the dimension, then undo it
-    scale = float(x.shape[-1])
-    return sinkhorn_divergence(x / math.sqrt(scale), y / math.sqrt(scale), blur) * scale
+    return sinkhorn_samples_loss(blur)(pred.flatten(2), raters.flatten(2).to(pred.dtype))
 
 
 @register_method
@@ -91,16 +63,17 @@ class Pulaski(Method):
             "samples": Param(0, "decoder samples per image (0: as many as raters)", low=0, high=32),
             "blur": Param(0.05, "Sinkhorn blur (eps = blur^2)", low=0.0, low_open=True),
             "w_lat": Param(1.0, "weight of KL(q || p) on the latent", low=0.0),
-            "backend": Param("geomloss", "Sinkhorn solver", choices=("geomloss", "own")),
         },
         citation="Chatterjee et al., Learning inter-rater variability using statistical distances to improve "
                  "probabilistic segmentation, arXiv 2312.15686",
         summary="Sinkhorn distance between predicted samples and rater masks + latent KL (probabilistic U-Net).",
         base_loss="dice",
+        version="2",  # 2: geomloss or a refusal (1 fell back to a solver computing another divergence)
     )
 
     def setup(self, model: nn.Module, prepared: Any, loss: nn.Module, state: StepState,
               context: MethodContext | None = None) -> None:
+        sinkhorn_samples_loss(float(self.blur))  # refuse before training when geomloss is missing
         if not hasattr(model, "sample"):
             raise UserError("Method 'pulaski' needs a probabilistic model.", 'Set [model] family = "prob-unet".')
         raters = prepared.info.get("raters")
@@ -117,7 +90,7 @@ class Pulaski(Method):
         pick = torch.randint(0, r.shape[1], (len(r),), generator=state.generator)
         cond = r[torch.arange(len(r)), pick.to(r.device)]
         logits, kl = model.sample(batch.x, n, cond, state.generator)
-        dist = samples_distance(torch.sigmoid(logits), r, float(self.blur), str(self.backend))
+        dist = samples_distance(torch.sigmoid(logits), r, float(self.blur))
         kl_mean = kl.mean()
         self.kl_mean = kl_mean.detach()  # read once, in record(): no host sync in the step
         return dist.mean() / r[0, 0].numel() + self.w_lat * kl_mean
