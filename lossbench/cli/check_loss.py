@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.table import Table
 
 from lossbench.cli.console import make_console
-from lossbench.conformance import CHECKS, CheckResult, run_all, run_checks
 from lossbench.errors import SpecError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from lossbench.conformance import CheckResult
 
 FORMATS = ("table", "json")
 #: Short column headers so the table fits a terminal.
@@ -28,48 +31,74 @@ HEADERS = {
 
 
 def render_table(results: list[CheckResult]) -> Table:
-    """One row per loss, one column per check; a failing cell names the reason below the table."""
+    """One row per loss, one column per check; a cell sums up every configuration checked (the defaults and,
+    with --all, the parameter grid): FAIL if any failed, skip if every one skipped."""
+    from rich.table import Table
+
+    from lossbench.conformance import CHECKS
+
+    by_loss: dict[str, dict[str, list[CheckResult]]] = {}
+    configs: dict[str, set[str]] = {}
+    for r in results:
+        by_loss.setdefault(r.loss, {}).setdefault(r.check, []).append(r)
+        configs.setdefault(r.loss, set()).add(r.spec)
+    several = any(len(c) > 1 for c in configs.values())
     table = Table(title="Loss conformance", show_lines=False)
     table.add_column("loss", style="bold", no_wrap=True)
+    if several:
+        table.add_column("configs", justify="right")
     checks = [c for c in CHECKS if any(r.check == c for r in results)]
     for check in checks:
         table.add_column(HEADERS.get(check, check), justify="center")
-    by_loss: dict[str, dict[str, CheckResult]] = {}
-    for r in results:
-        by_loss.setdefault(r.loss, {})[r.check] = r
     for loss, row in by_loss.items():
         cells = []
         for check in checks:
-            r = row.get(check)
-            if r is None:
+            rs = row.get(check, [])
+            if not rs:
                 cells.append("")
-            elif not r.passed:
+            elif not all(r.passed for r in rs):
                 cells.append("[red]FAIL[/red]")
-            elif r.detail.split(": ", 1)[-1].startswith("skipped"):
+            elif all(r.skipped for r in rs):
                 cells.append("[yellow]skip[/yellow]")
             else:
                 cells.append("[green]ok[/green]")
-        table.add_row(loss, *cells)
+        label = loss if several else next(iter(configs[loss]))
+        table.add_row(label, *([str(len(configs[loss]))] if several else []), *cells)
     return table
 
 
 def check_loss(
-    name: Optional[str] = typer.Argument(None, help="A registered loss name, e.g. focal."),  # noqa: UP045
-    all_: bool = typer.Option(False, "--all", help="Check every registered loss."),
+    spec: Optional[str] = typer.Argument(  # noqa: UP045
+        None, help="A loss spec: a registered loss with or without parameters, e.g. focal or focal:gamma=0.5."
+    ),
+    all_: bool = typer.Option(
+        False, "--all", help="Check every registered loss at its defaults and across its parameter grid."
+    ),
     format: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
-    """Check that a loss is finite at extreme logits, has correct gradients, honours its declared
-    batch dependence, reduction and defaults, is deterministic under a seed and runs on every device.
+    """Check that a loss is finite at extreme logits (±50, ±1e4; float32 and float64), has correct gradients,
+    honours its declared batch dependence, reduction and defaults, is deterministic under a seed and runs on
+    every device.
+
+    --all checks every registered loss at its defaults and at a seeded grid over each declared parameter
+    (both ends of its range, a quarter and four times the default, one random value; every choice), each
+    configuration through the same checks.
 
     Exits with status 1 when any check fails.
 
-    Example: lossbench check-loss focal  (or: lossbench check-loss --all --format json)
+    Example: lossbench check-loss focal:gamma=0.5  (or: lossbench check-loss --all --format json)
     """
+    from lossbench.conformance import run_all, run_checks
+
     if format not in FORMATS:
         raise SpecError(f"Unknown --format {format!r}.", "Use --format table or --format json.")
-    if (name is None) == (not all_):
-        raise SpecError("Name one loss or pass --all.", "Example: lossbench check-loss focal")
-    results = run_all() if all_ else run_checks(str(name))
+    if (spec is None) == (not all_):
+        raise SpecError("Name one loss or pass --all.", "Example: lossbench check-loss focal:gamma=0.5")
+    if all_:
+        results = run_all()
+    else:
+        name, params = parse_loss_spec(str(spec))
+        results = run_checks(name, params)
     console = make_console()
     if format == "json":
         console.print_json(json.dumps([r.to_dict() for r in results]))
@@ -77,6 +106,19 @@ def check_loss(
         console.print(render_table(results))
         for r in results:
             if not r.passed:
-                console.print(f"[red]{r.loss} / {r.check}:[/red] {r.detail}", highlight=False)
+                console.print(f"[red]{r.spec} / {r.check}:[/red] {r.detail}", highlight=False)
     if not all(r.passed for r in results):
         raise typer.Exit(1)
+
+
+def parse_loss_spec(text: str) -> tuple[str, dict[str, object]]:
+    """A loss spec's name and its validated non-default parameters; a training method is refused."""
+    from lossbench.objectives import parse_objective
+
+    parsed = parse_objective(text)
+    if parsed.kind != "loss":
+        raise SpecError(
+            f"{parsed.name!r} is a training method; check-loss checks losses.",
+            f"Check the loss it wraps, e.g. lossbench check-loss {parsed.loss_spec}.",
+        )
+    return parsed.name, parsed.param_dict

@@ -164,6 +164,9 @@ class LossBase(nn.Module):
             setattr(self, pname, value)
         #: What this instance needs; wrappers add the needs of the loss they wrap.
         self.needs: frozenset[str] = type(self).needs_for(self.params)
+        #: Whether autograd gives this instance's exact gradient (``info.exact_gradient`` unless a
+        #: parameter makes the gradient a surrogate, as few bisection steps do in ``soft-topk``).
+        self.exact_gradient: bool = self.info.exact_gradient
         for need in self.needs & CONTEXT_NEEDS:
             if context.get(need) is None:
                 raise SpecError(

@@ -41,12 +41,25 @@ def class_balanced_weights(
     return w.to(device=device, dtype=dtype)
 
 
+def focal_factor(one_minus_p: torch.Tensor, gamma: float) -> torch.Tensor:
+    """(1 - p)^gamma with a zero gradient where 1 - p is 0.
+
+    For 0 < gamma < 1 the derivative gamma (1 - p)^(gamma - 1) is infinite at p = 1, and autograd
+    multiplies it by a zero to give NaN; the focal loss's true gradient tends to 0 there. Where
+    1 - p > 0 the value and the gradient are those of the plain power.
+    """
+    if gamma == 0:
+        return torch.ones_like(one_minus_p)
+    positive = one_minus_p > 0
+    safe = torch.where(positive, one_minus_p, torch.ones_like(one_minus_p))
+    return torch.where(positive, safe**gamma, torch.zeros_like(one_minus_p))
+
+
 def _focal_term(logp: torch.Tensor, gamma: float) -> torch.Tensor:
-    # 1 - p_y from log-space keeps the factor accurate when p_y is close to 1
-    one_minus_p = -torch.expm1(logp)
     if gamma == 0:
         return -logp
-    return -(one_minus_p.clamp_min(0) ** gamma) * logp
+    # 1 - p_y from log-space keeps the factor accurate when p_y is close to 1
+    return -focal_factor(-torch.expm1(logp), gamma) * logp
 
 
 @register_loss

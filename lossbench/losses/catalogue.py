@@ -59,6 +59,12 @@ def losses_markdown() -> str:
         "tasks use K = 2 with class 1 positive. Write a loss as `name` or `name:key=value,...`, for example "
         "`focal:gamma=1` or `dro-kl:base=focal`.",
         "",
+        "`lossbench check-loss --all` checks every loss at its defaults and across a seeded grid over its "
+        "parameters (both ends of each range, a quarter and four times the default, one random value, every "
+        "choice): finite values and gradients at logits of ±50 and ±1e4 in float32 and float64, gradients "
+        "against finite differences, declared batch dependence, reduction, seeding and devices. "
+        "`lossbench check-loss SPEC` checks one spec, e.g. `focal:gamma=0.5`.",
+        "",
         "| loss | family | tasks | batch-dependent | needs |",
         "|---|---|---|---|---|",
     ]

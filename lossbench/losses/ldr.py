@@ -25,9 +25,14 @@ BOTH = frozenset({"binary", "multiclass"})
 
 
 def _normalise(input: torch.Tensor) -> torch.Tensor:
-    """The reference code's optional rescaling: softplus, then divide by the per-sample mean."""
+    """The reference code's optional rescaling: softplus, then divide by the per-sample mean.
+
+    A row whose softplus underflows to 0 everywhere (every logit below about -104 in float32, -745 in
+    float64) is left at 0 instead of 0/0, with a zero gradient; every other row is unchanged.
+    """
     f = F.softplus(input)
-    return f / f.mean(1, keepdim=True)
+    mean = f.mean(1, keepdim=True)
+    return f / torch.where(mean > 0, mean, torch.ones_like(mean))
 
 
 def margin_gaps(input: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:

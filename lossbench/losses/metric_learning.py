@@ -12,6 +12,7 @@ contributes a graph-connected zero, as PML returns 0 then.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -237,16 +238,29 @@ class _CosineHead(LossBase):
         return -log_p_true(self.logits(self.cosines(input, target), target), target)
 
 
-def arc_margin(cos: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
-    """cos(θ_y + m) in the target column (plain form, as in ``Jung-Jun-Uk/UNPG`` ``ArcFace`` and PML)."""
+def arc_margin(cos: torch.Tensor, target: torch.Tensor, margin: float, monotone: bool = False) -> torch.Tensor:
+    """cos(θ_y + m) in the target column.
+
+    The plain form (``Jung-Jun-Uk/UNPG`` ``ArcFace``) turns back up once θ_y + m passes π, so a sample
+    further from its class gets a larger target logit. ``monotone`` switches to cos θ_y − m·sin m for
+    θ_y > π − m, as PML 2.8.1 ``ArcFaceLoss`` and insightface do, which keeps the target logit decreasing.
+    """
     onehot = F.one_hot(target, cos.shape[1]).bool()
     theta = torch.acos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
-    return torch.where(onehot, torch.cos(theta + margin), cos)
+    target_logit = torch.cos(theta + margin)
+    if monotone:
+        target_logit = torch.where(theta <= math.pi - margin, target_logit, cos - margin * math.sin(margin))
+    return torch.where(onehot, target_logit, cos)
 
 
 @register_loss
 class ArcFace(_CosineHead):
-    """ArcFace: CE(s·cos(θ_y + m), s·cos θ_j); PML ``ArcFaceLoss`` defaults m = 0.5 rad (28.6°), s = 64."""
+    """ArcFace: CE(s·cos(θ_y + m), s·cos θ_j); PML ``ArcFaceLoss`` defaults m = 0.5 rad (28.6°), s = 64.
+
+    ``form="monotone"`` (the default) equals PML 2.8.1 ``ArcFaceLoss`` and insightface at every angle: past
+    θ_y = π − m the target logit is cos θ_y − m·sin m. ``form="plain"`` keeps cos(θ_y + m) everywhere (the
+    formula as printed, and ``Jung-Jun-Uk/UNPG``'s head); the two differ only for θ_y > π − m.
+    """
 
     info = LossInfo(
         name="arcface",
@@ -256,14 +270,18 @@ class ArcFace(_CosineHead):
         params={
             "margin": Param(0.5, "additive angular margin (radians)", low=0.0, high=1.5),
             "scale": Param(64.0, "logit scale s", low=0.0, low_open=True),
+            "form": Param("monotone", "target logit past θ_y = π − m: cos θ_y − m·sin m (monotone, as PML and "
+                          "insightface) or cos(θ_y + m) (plain)", choices=("monotone", "plain")),
         },
         citation="Deng, Guo, Xue, Zafeiriou, ArcFace: Additive Angular Margin Loss for Deep Face Recognition, CVPR 2019",
         summary="Angular-margin softmax over learnable class weights",
+        formula="CE(s·ψ(θ_y), s·cos θ_j), ψ(θ) = cos(θ + m) for θ ≤ π − m, else cos θ − m·sin m (form=monotone)",
         needs=PROXY_NEEDS,
+        version="2",  # 2: the monotone form by default (1 was the plain form)
     )
 
     def logits(self, cos: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.scale * arc_margin(cos, target, self.margin)
+        return self.scale * arc_margin(cos, target, self.margin, monotone=self.form == "monotone")
 
 
 @register_loss

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from lossbench.errors import LossInputError
 from lossbench.losses.base import LossBase, LossInfo, Param, outside
+from lossbench.losses.baselines import focal_factor
 from lossbench.losses.registry import register_loss
 
 SEG = frozenset({"segmentation"})
@@ -167,12 +168,12 @@ class SegFocalLoss(MaskLoss):
             z = input[:, 0]
             ce = F.binary_cross_entropy_with_logits(z, g, reduction="none")
             p_t = torch.exp(-ce)
-            px = (1 - p_t).clamp_min(0) ** self.gamma * ce
+            px = focal_factor(1 - p_t, self.gamma) * ce
             if self.alpha >= 0:
                 px = (self.alpha * g + (1 - self.alpha) * (1 - g)) * px
         else:
             logp = torch.log_softmax(input, 1).gather(1, target.long()[:, None])[:, 0]
-            px = -(-torch.expm1(logp)).clamp_min(0) ** self.gamma * logp
+            px = -focal_factor(-torch.expm1(logp), self.gamma) * logp
         return px.mean((1, 2))
 
 
@@ -186,8 +187,10 @@ class TverskyLoss(MaskLoss):
         },
         citation="Salehi, Erdogmus & Gholipour (2017), Tversky loss function for image segmentation using 3D "
                  "fully convolutional deep networks, MLMI.",
-        summary="1 - Tversky index per image; alpha = beta = 0.5 is soft Dice.",
+        summary="1 - Tversky index per image; alpha = beta = 1 is soft Jaccard.",
         formula="1 - (TP + 1)/(TP + a FP + b FN + 1)",
+        caveats="alpha = beta = 0.5 is soft Dice with smoothing 2, 1 - (2 TP + 2)/(sum p + sum g + 2), not the "
+        "`dice` loss (smoothing 1); the two agree only as the sums grow.",
     )
 
     def per_sample(self, input: torch.Tensor, target: torch.Tensor, **extras: Any) -> torch.Tensor:

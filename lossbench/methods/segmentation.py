@@ -4,12 +4,14 @@
 probabilistic segmentation", arXiv 2312.15686; reference ``soumickmj/PULASki`` (``pipeline.py`` builds a
 GeomLoss ``SamplesLoss``; the objective is w_seg·D(samples, rater masks) + w_lat·KL(q(z|x,y) ‖ p(z|x))).
 Each segmentation is one point in R^{HW}; D compares the N predicted samples with the R rater masks of
-each image. Needs the ``prob-unet`` model family and a dataset with ``raters=R``.
+each image. Needs the ``prob-unet`` model family, a dataset with ``raters=R`` and geomloss (the [seg] extra).
 
 ``sfda-entropy-kl``: Bateson, Kervadec, Dolz, Lombaert & Ben Ayed, "Source-Free Domain Adaptation for Image
 Segmentation", MedIA 2022 (arXiv 2108.03152); reference ``mathilde-b/SFDA`` ``losses.py`` ``EntKLProp``:
-L = -sum nu_c p log p / sum p  +  (-(1/B) sum_b sum_c tau_c log tau_hat_bc), tau_hat = per-image mean of p
-(``norm_soft_size`` with power 1). The second term is KL(tau ‖ tau_hat) up to the constant entropy of tau.
+L = -sum nu_c p log p / sum p  +  (1/B) sum_b sum_c tau_hat_bc log(tau_hat_bc / tau_c), i.e. KL(tau_hat ‖ tau)
+from the predicted class ratio tau_hat to the prior tau. tau_hat is ``utils.norm_soft_size`` with power 1, the
+size function of every experiment in the repository's makefiles: per image, the sum over pixels of p / max_c p,
+renormalised over classes (not the mean of p). Logarithms take + 1e-10 as in the reference.
 The loop trains on the labelled source images with the base loss; ``finish`` then adapts on the
 unlabelled target images only, and the trial tests on target images. The prior tau is the source
 training foreground fraction (the paper uses anatomical knowledge; no target label is used).
@@ -17,7 +19,6 @@ training foreground fraction (the paper uses anatomical knowledge; no target lab
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -32,50 +33,23 @@ from lossbench.methods.base import Batch, Method, MethodContext, MethodInfo, Ste
 SEG = frozenset({"segmentation"})
 
 
-def _sq_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Half squared Euclidean distances (B, N, M): GeomLoss's cost for p = 2."""
-    return 0.5 * ((x * x).sum(-1)[:, :, None] + (y * y).sum(-1)[:, None, :] - 2 * x @ y.transpose(1, 2)).clamp_min(0)
+def sinkhorn_samples_loss(blur: float) -> Any:
+    """GeomLoss's debiased Sinkhorn divergence (p = 2, eps = blur^2), as the reference builds it.
 
-
-def _ot_eps(x: torch.Tensor, y: torch.Tensor, eps: float, iters: int) -> torch.Tensor:
-    """Entropic OT cost OT_eps between uniform point clouds (B, N, D) and (B, M, D), log-domain Sinkhorn."""
-    c = _sq_dist(x, y)
-    b, n, m = c.shape
-    log_a = torch.full((b, n), -math.log(n), dtype=x.dtype, device=x.device)
-    log_b = torch.full((b, m), -math.log(m), dtype=x.dtype, device=x.device)
-    f = torch.zeros_like(log_a)
-    g = torch.zeros_like(log_b)
-    for _ in range(iters):
-        f = -eps * torch.logsumexp(log_b[:, None, :] + (g[:, None, :] - c) / eps, dim=2)
-        g = -eps * torch.logsumexp(log_a[:, :, None] + (f[:, :, None] - c) / eps, dim=1)
-    # at convergence the dual objective <a, f> + <b, g> is OT_eps
-    return (log_a.exp() * f).sum(1) + (log_b.exp() * g).sum(1)
-
-
-def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, blur: float = 0.05, iters: int = 100) -> torch.Tensor:
-    """Debiased Sinkhorn divergence S_eps = OT(x, y) - OT(x, x)/2 - OT(y, y)/2 per batch item, eps = blur^2.
-
-    The small stand-in for ``geomloss.SamplesLoss("sinkhorn", p=2, blur=blur, debias=True)`` when geomloss
-    is not installed (no epsilon-scaling, so it needs more iterations for small blur).
+    There is no fallback solver: GeomLoss's value depends on its epsilon-scaling schedule (up to 2% from the
+    converged divergence at blur 0.05), so another solver would make results depend on what is installed.
     """
-    eps = blur**2
-    return _ot_eps(x, y, eps, iters) - 0.5 * _ot_eps(x, x, eps, iters) - 0.5 * _ot_eps(y, y, eps, iters)
+    try:
+        from geomloss import SamplesLoss  # lazy: the [seg] extra
+    except ImportError:
+        raise UserError("Method 'pulaski' needs the geomloss package.",
+                        "Install it with pip install 'lossbench[seg]' (or pip install geomloss).") from None
+    return SamplesLoss("sinkhorn", p=2, blur=blur, debias=True, backend="tensorized")
 
 
-def samples_distance(pred: torch.Tensor, raters: torch.Tensor, blur: float, backend: str) -> torch.Tensor:
+def samples_distance(pred: torch.Tensor, raters: torch.Tensor, blur: float) -> torch.Tensor:
     """D between N predicted maps and R rater masks per image: (B, N, H, W), (B, R, H, W) → (B,)."""
-    x = pred.flatten(2)
-    y = raters.flatten(2).to(pred.dtype)
-    if backend == "geomloss":
-        try:
-            from geomloss import SamplesLoss  # lazy: the [seg] extra
-        except ImportError:
-            backend = "own"
-        else:
-            return SamplesLoss("sinkhorn", p=2, blur=blur, debias=True, backend="tensorized")(x, y)
-    # the own solver needs costs of order eps: rescale the cost by the dimension, then undo it
-    scale = float(x.shape[-1])
-    return sinkhorn_divergence(x / math.sqrt(scale), y / math.sqrt(scale), blur) * scale
+    return sinkhorn_samples_loss(blur)(pred.flatten(2), raters.flatten(2).to(pred.dtype))
 
 
 @register_method
@@ -90,16 +64,17 @@ class Pulaski(Method):
             "samples": Param(0, "decoder samples per image (0: as many as raters)", low=0, high=32),
             "blur": Param(0.05, "Sinkhorn blur (eps = blur^2)", low=0.0, low_open=True),
             "w_lat": Param(1.0, "weight of KL(q || p) on the latent", low=0.0),
-            "backend": Param("geomloss", "Sinkhorn solver", choices=("geomloss", "own")),
         },
         citation="Chatterjee et al., Learning inter-rater variability using statistical distances to improve "
                  "probabilistic segmentation, arXiv 2312.15686",
         summary="Sinkhorn distance between predicted samples and rater masks + latent KL (probabilistic U-Net).",
         base_loss="dice",
+        version="2",  # 2: geomloss or a refusal (1 fell back to a solver computing another divergence)
     )
 
     def setup(self, model: nn.Module, prepared: Any, loss: nn.Module, state: StepState,
               context: MethodContext | None = None) -> None:
+        sinkhorn_samples_loss(float(self.blur))  # refuse before training when geomloss is missing
         if not hasattr(model, "sample"):
             raise UserError("Method 'pulaski' needs a probabilistic model.", 'Set [model] family = "prob-unet".')
         raters = prepared.info.get("raters")
@@ -116,13 +91,33 @@ class Pulaski(Method):
         pick = torch.randint(0, r.shape[1], (len(r),), generator=state.generator)
         cond = r[torch.arange(len(r)), pick.to(r.device)]
         logits, kl = model.sample(batch.x, n, cond, state.generator)
-        dist = samples_distance(torch.sigmoid(logits), r, float(self.blur), str(self.backend))
+        dist = samples_distance(torch.sigmoid(logits), r, float(self.blur))
         kl_mean = kl.mean()
         self.kl_mean = kl_mean.detach()  # read once, in record(): no host sync in the step
         return dist.mean() / r[0, 0].numel() + self.w_lat * kl_mean
 
     def record(self) -> dict[str, float]:
         return {"latent_kl": float(self.kl_mean)}
+
+
+def class_ratio(p: torch.Tensor) -> torch.Tensor:
+    """Predicted class ratio per image (B, C) from probability maps (B, C, H, W): ``norm_soft_size``, power 1."""
+    size = (p / (p.max(1, keepdim=True).values + 1e-10)).sum((2, 3))
+    return size / (size.sum(1, keepdim=True) + 1e-10)
+
+
+def sfda_objective(
+    logits: torch.Tensor, prior: torch.Tensor, nu_fg: float, lambda_ent: float = 1.0, lambda_kl: float = 1.0
+) -> torch.Tensor:
+    """``EntKLProp`` on foreground logits (B, 1 or 2, H, W): weighted entropy + KL(tau_hat ‖ prior)."""
+    p1 = foreground_prob(logits)
+    p = torch.stack([1 - p1, p1], dim=1)  # (B, 2, H, W)
+    nu = torch.tensor([1 - nu_fg, nu_fg], dtype=p.dtype, device=p.device)
+    ent = -(nu[None, :, None, None] * p * torch.log(p + 1e-10)).sum() / (p.sum() + 1e-10)
+    est = class_ratio(p)
+    log_prior = torch.log(prior.to(p) + 1e-10)[None]
+    kl = (est * (torch.log(est + 1e-10) - log_prior)).sum() / len(p)
+    return lambda_ent * ent + lambda_kl * kl
 
 
 @register_method
@@ -144,6 +139,7 @@ class SFDAEntropyKL(Method):
                  "(arXiv 2108.03152)",
         summary="Source training with the base loss; adaptation on unlabelled target images by entropy + KL prior.",
         base_loss="dice",
+        version="2",  # 2: KL(tau_hat ‖ tau) with norm_soft_size, as EntKLProp (was KL(tau ‖ tau_hat) + H(tau))
     )
 
     def setup(self, model: nn.Module, prepared: Any, loss: nn.Module, state: StepState,
@@ -160,13 +156,7 @@ class SFDAEntropyKL(Method):
         self.recorded: dict[str, float] = {}
 
     def objective(self, logits: torch.Tensor) -> torch.Tensor:
-        p1 = foreground_prob(logits)
-        p = torch.stack([1 - p1, p1], dim=1)  # (B, 2, H, W)
-        nu = torch.tensor([1 - self.nu_fg, self.nu_fg], dtype=p.dtype, device=p.device)
-        ent = -(nu[None, :, None, None] * p * torch.log(p + 1e-10)).sum() / (p.sum() + 1e-10)
-        est = p.mean((2, 3))  # tau_hat per image
-        kl = -(self.prior.to(p)[None] * torch.log(est + 1e-10)).sum() / len(p)
-        return self.lambda_ent * ent + self.lambda_kl * kl
+        return sfda_objective(logits, self.prior, self.nu_fg, self.lambda_ent, self.lambda_kl)
 
     def finish(self, model: nn.Module, prepared: Any) -> nn.Module:
         if self.task is not None:

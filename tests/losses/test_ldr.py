@@ -56,6 +56,23 @@ def test_ldr_normalize_matches_reference_formula() -> None:
     torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.parametrize("name", ["ldr-kl", "aldr-kl"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normalize_is_finite_when_softplus_underflows(name: str, dtype: torch.dtype) -> None:
+    # row 0: softplus(-1e4) is 0 for every class, so the reference's mean is 0 and f / mean is 0/0
+    x = torch.tensor([[-1e4, -1e4, -1e4], [0.5, -0.2, 0.1]], dtype=dtype, requires_grad=True)
+    y = torch.tensor([0, 2])
+    loss = make_loss(name, {"normalize": True, "reduction": "none"}, n_samples=2, class_counts=[1, 1, 1])
+    extras = {"sample_index": torch.arange(2)} if name == "aldr-kl" else {}
+    out = loss(x, y, **extras)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+    if name == "ldr-kl":  # f = 0: every gap is the margin alone, lambda log mean_k exp(c 1[k != y] / lambda)
+        expected = 10.0 * math.log((1 + 2 * math.exp(0.1 / 10.0)) / 3)
+        assert float(out.detach()[0]) == pytest.approx(expected, rel=1e-5 if dtype == torch.float32 else 1e-12)
+        assert torch.equal(x.grad[0], torch.zeros(3, dtype=dtype))
+
+
 def aldr_reference(
     x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, lambda0: float, alpha: float, c: float
 ):

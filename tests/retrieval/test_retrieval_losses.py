@@ -177,3 +177,51 @@ def test_contract_errors_name_the_fix(name: str, x: torch.Tensor, y: torch.Tenso
     with pytest.raises(LossInputError) as err:
         make_loss(name, None, **CTX)(x, y)
     assert match in str(err.value) + str(getattr(err.value, "hint", ""))
+
+
+def _arcface(form: str) -> torch.nn.Module:
+    loss = make_loss("arcface", {"form": form}, n_classes=2, embedding_dim=2, seed=0)
+    with torch.no_grad():
+        loss.weight.raw.copy_(torch.eye(2))  # class vectors e_0 and e_1
+    return loss
+
+
+def _at_angle(degrees: float) -> torch.Tensor:
+    a = math.radians(degrees)
+    return torch.tensor([[math.cos(a), math.sin(a)]], dtype=torch.float64)
+
+
+def test_arcface_default_is_pml_past_pi_minus_m() -> None:
+    # label 0 at 170° from e_0 (and 80° from e_1), m = 0.5 > π − 170°: PML and insightface use cos θ − m sin m
+    x, y = _at_angle(170.0), torch.tensor([0])
+    s, m = 64.0, 0.5
+    pml = s * (math.cos(math.radians(170)) - m * math.sin(m))
+    other = s * math.cos(math.radians(80))
+    assert float(_arcface("monotone")(x, y)) == pytest.approx(math.log(math.exp(pml) + math.exp(other)) - pml)  # 89.48
+    plain = s * math.cos(math.radians(170) + m)
+    assert float(_arcface("plain")(x, y)) == pytest.approx(math.log(math.exp(plain) + math.exp(other)) - plain)  # 71.75
+    assert make_loss("arcface", n_classes=2, embedding_dim=2, seed=0).form == "monotone"
+
+
+def test_arcface_forms_agree_below_pi_minus_m_and_monotone_is_monotone() -> None:
+    from lossbench.losses.metric_learning import arc_margin
+
+    theta = torch.linspace(0, math.pi, 721, dtype=torch.float64)
+    cos = torch.stack([torch.cos(theta), torch.zeros_like(theta)], 1)
+    y = torch.zeros(len(theta), dtype=torch.long)
+    mono, plain = (arc_margin(cos, y, 0.5, monotone=f)[:, 0] for f in (True, False))
+    below = theta <= math.pi - 0.5
+    assert torch.equal(mono[below], plain[below])
+    assert (mono.diff() < 0).all()  # the target logit falls as the sample moves away from its class
+    assert (plain.diff()[~below[1:]] > 0).any()  # the plain form turns back up past π − m
+
+
+def test_soft_topk_gradient_is_exact_only_with_enough_bisection_steps() -> None:
+    # few bisection steps leave the threshold coarse: the implicit gradient is then the exact threshold's, which
+    # finite differences of the computed value cannot confirm; the instance says so and gradcheck skips it
+    from lossbench.conformance import run_check
+
+    assert make_loss("soft-topk").exact_gradient
+    assert not make_loss("soft-topk", {"n_iter": 16}).exact_gradient
+    assert run_check("soft-topk", "gradcheck", {"n_iter": 16}).skipped
+    assert not run_check("soft-topk", "gradcheck", {"n_iter": 64}).skipped

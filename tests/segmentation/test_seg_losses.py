@@ -38,16 +38,24 @@ def test_contract_errors_name_the_fix(x: torch.Tensor, y: torch.Tensor, fix: str
     assert fix in str(err.value)
 
 
-def test_dice_known_value_and_tversky_half_is_dice() -> None:
+def test_dice_known_value() -> None:
     y = torch.zeros(1, 4, 4, dtype=torch.long)
     y[0, 0, :2] = 1
     x = torch.full((1, 1, 4, 4), -1e4)
     x[0, 0, 0, 1:3] = 1e4  # one of two pixels right, one wrong
     assert float(make_loss("dice")(x, y)) == pytest.approx(1 - (2 * 1 + 1) / (2 + 2 + 1))
+
+
+def test_tversky_half_is_dice_with_twice_the_smoothing_and_one_is_jaccard() -> None:
     x, y = masks()
-    x, y = 20 * x, y  # near-binary predictions: the smoothing constants differ (1 vs 2/2), nothing else
-    tv = make_loss("tversky", {"alpha": 0.5, "beta": 0.5})(x, y)
-    assert torch.allclose(tv, make_loss("dice")(x, y), atol=0.02)
+    x = x.double()
+    p, g = torch.sigmoid(x[:, 0]), y.double()
+    tp, sp, sg = (p * g).sum((1, 2)), p.sum((1, 2)), g.sum((1, 2))
+    half = make_loss("tversky", {"alpha": 0.5, "beta": 0.5, "reduction": "none"})(x, y)
+    torch.testing.assert_close(half, 1 - (2 * tp + 2) / (sp + sg + 2))
+    assert not torch.allclose(half, make_loss("dice", {"reduction": "none"})(x, y))  # smoothing 1, not 2
+    one = make_loss("tversky", {"alpha": 1.0, "beta": 1.0, "reduction": "none"})(x, y)
+    torch.testing.assert_close(one, 1 - (tp + 1) / (sp + sg - tp + 1))
 
 
 def test_two_softmax_maps_equal_one_sigmoid_map() -> None:
@@ -124,3 +132,20 @@ def test_conformance_checks_call_a_warm_up_loss_past_its_warm_up() -> None:
 
     assert extras_for(make_loss("betti-matching"), 4) == {"epoch": 10}  # Dice + Betti matching, not Dice alone
     assert extras_for(make_loss("betti-matching", {"warmup": 0}), 4) == {}  # no warm-up: no epoch needed
+
+
+@pytest.mark.parametrize("maps", [1, 2])
+def test_seg_focal_gradient_is_finite_when_p_t_rounds_to_one(maps: int) -> None:
+    # float32 logits of ±20: p_t rounds to 1, where (1 - p_t)^gamma has an infinite derivative for gamma < 1
+    y = torch.zeros(1, 2, 2, dtype=torch.long)
+    y[0, 0] = 1
+    z = torch.where(y[:, None] > 0, 20.0, -20.0)
+    z[0, 0, 1, 1] = 0.3  # one uncertain pixel
+    loss = make_loss("seg-focal", {"gamma": 0.5})
+    grads = []
+    for dtype in (torch.float32, torch.float64):
+        x = (z if maps == 1 else torch.cat([torch.zeros_like(z), z], 1)).to(dtype).clone().requires_grad_(True)
+        loss(x, y).backward()
+        grads.append(x.grad)
+    assert torch.isfinite(grads[0]).all()
+    torch.testing.assert_close(grads[0], grads[1].float(), rtol=1e-5, atol=1e-7)

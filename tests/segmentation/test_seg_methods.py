@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from lossbench.methods.segmentation import sinkhorn_divergence
+from lossbench.errors import SpecError
+from lossbench.methods.segmentation import samples_distance
+from lossbench.objectives import parse_objective
 from lossbench.runner import expand
 from lossbench.suite import parse_suite
 from lossbench.trial import execute
@@ -15,19 +19,24 @@ from lossbench.trial import execute
 from .helpers import tiny_suite
 
 
-def test_own_sinkhorn_is_zero_on_equal_sets_and_positive_otherwise() -> None:
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(2, 3, 5, generator=g)
-    assert torch.allclose(sinkhorn_divergence(x, x, blur=0.5), torch.zeros(2), atol=1e-5)
-    assert (sinkhorn_divergence(x, x + 0.5, blur=0.5) > 0.05).all()
-
-
-def test_own_sinkhorn_matches_geomloss() -> None:
+def test_pulaski_distance_is_geomlosss_sinkhorn_divergence() -> None:
     geomloss = pytest.importorskip("geomloss")
     g = torch.Generator().manual_seed(1)
-    x, y = torch.rand(2, 4, 6, generator=g, dtype=torch.float64), torch.rand(2, 3, 6, generator=g, dtype=torch.float64)
-    ref = geomloss.SamplesLoss("sinkhorn", p=2, blur=0.5, debias=True, scaling=0.99, backend="tensorized")(x, y)
-    assert torch.allclose(sinkhorn_divergence(x, y, blur=0.5, iters=500), ref, rtol=1e-3, atol=1e-5)
+    pred, raters = torch.rand(2, 3, 4, 4, generator=g), (torch.rand(2, 3, 4, 4, generator=g) < 0.3).long()
+    ref = geomloss.SamplesLoss("sinkhorn", p=2, blur=0.05, debias=True)(pred.flatten(2), raters.flatten(2).float())
+    assert torch.equal(samples_distance(pred, raters, 0.05), ref)
+
+
+def test_pulaski_refuses_without_geomloss(monkeypatch: pytest.MonkeyPatch) -> None:
+    # no fallback solver: its divergence differed from geomloss's by up to 5 %, so results depended on the install
+    monkeypatch.setitem(sys.modules, "geomloss", None)  # import geomloss now raises ImportError
+    rows = _run(tiny_suite(
+        datasets=["seg:vessels#size=32&n=16&raters=3"], losses=["pulaski"], metrics=[],
+        model={"family": "prob-unet", "channels": [4, 8], "latent": 2},
+    ))
+    assert rows[0]["status"] == "failed" and "geomloss" in rows[0]["error_msg"], rows[0]["error_msg"]
+    with pytest.raises(SpecError, match="backend"):
+        parse_objective("pulaski:backend=own")
 
 
 def _run(suite: dict) -> list[dict]:
@@ -36,9 +45,10 @@ def _run(suite: dict) -> list[dict]:
 
 
 def test_pulaski_and_sfda_trials_run() -> None:
+    pytest.importorskip("geomloss")
     rows = _run(tiny_suite(
         datasets=["seg:vessels#size=32&n=16&raters=3&shift=1"],
-        losses=["pulaski:backend=own", "sfda-entropy-kl:adapt_epochs=1"],
+        losses=["pulaski", "sfda-entropy-kl:adapt_epochs=1"],
         metrics=["iou"],
         model={"family": "prob-unet", "channels": [4, 8], "latent": 2},
     ))
@@ -96,3 +106,37 @@ def test_betti_matching_keeps_no_checkpoint_from_its_dice_warm_up(monkeypatch: p
     assert bm["status"] == "ok", bm["error_msg"]
     # kept: the first epoch with the Betti matching term; patience counts from there (stopped after epoch 4 of 7)
     assert (bm["best_epoch"], bm["epochs_run"]) == (3, 5)
+
+
+def test_sfda_objective_is_entkl_prop() -> None:
+    # p = 0.5 everywhere, prior (0.9, 0.1), nu = (0.1, 0.9): entropy 0.5 ln 2 and KL(tau_hat ‖ tau) with tau_hat = (0.5, 0.5)
+    from lossbench.methods.segmentation import sfda_objective
+
+    logits = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    prior = torch.tensor([0.9, 0.1], dtype=torch.float64)
+    kl = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)
+    assert float(sfda_objective(logits, prior, 0.9, lambda_ent=0.0)) == pytest.approx(kl, rel=1e-8)  # 0.510826
+    assert float(sfda_objective(logits, prior, 0.9)) == pytest.approx(0.5 * math.log(2) + kl, rel=1e-8)  # 0.857399
+
+
+def test_sfda_class_ratio_is_norm_soft_size() -> None:
+    # half the pixels at p_fg = 0.9, half at 0.6: p / max_c p sums to (1/9 + 2/3, 2) per pair, so tau_hat = (0.28, 0.72)
+    # (the mean of p would give (0.25, 0.75))
+    from lossbench.methods.segmentation import class_ratio, sfda_objective
+
+    p1 = torch.tensor([0.9, 0.6], dtype=torch.float64).repeat(8).reshape(1, 1, 4, 4)
+    p = torch.cat([1 - p1, p1], 1)
+    torch.testing.assert_close(class_ratio(p), torch.tensor([[0.28, 0.72]], dtype=torch.float64))
+    logits = torch.log(p1 / (1 - p1))
+    prior = torch.tensor([0.9, 0.1], dtype=torch.float64)
+    kl = 0.28 * math.log(0.28 / 0.9) + 0.72 * math.log(0.72 / 0.1)
+    assert float(sfda_objective(logits, prior, 0.9, lambda_ent=0.0)) == pytest.approx(kl, rel=1e-8)
+
+
+def test_sfda_objective_gradient_matches_finite_differences() -> None:
+    from lossbench.methods.segmentation import sfda_objective
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    prior = torch.tensor([0.8, 0.2])
+    assert torch.autograd.gradcheck(lambda z: sfda_objective(z, prior, 0.9), (logits,))
