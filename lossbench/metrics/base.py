@@ -26,6 +26,15 @@ class Metric:
     from_counts: Callable[..., np.ndarray] | None = None
     #: For ``<name>_tuned``: the thresholded metric it evaluates at the threshold tuned on validation data.
     tuned_of: str = ""
+    #: The values the metric can take, when not [0, 1] (``bounded``) or the whole real line: MCC (-1, 1),
+    #: log loss (0, inf). Confidence intervals are kept inside it.
+    limits: tuple[float, float] | None = None
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        if self.limits is not None:
+            return self.limits
+        return (0.0, 1.0) if self.bounded else (float("-inf"), float("inf"))
 
     def __call__(self, *args: Any, **kwargs: Any) -> float:
         return float(self.fn(*args, **kwargs))
@@ -43,12 +52,13 @@ def register_metric(
     description: str = "",
     thresholded: bool = False,
     from_counts: Callable[..., np.ndarray] | None = None,
+    limits: tuple[float, float] | None = None,
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Register a metric; a thresholded one also gets ``<name>_tuned`` (see :mod:`lossbench.metrics.threshold`)."""
 
     def add(fn: Callable[..., float]) -> Callable[..., float]:
         metric = Metric(name, fn, greater_is_better, tasks, bounded, description or (fn.__doc__ or "").strip(),
-                        thresholded, from_counts)
+                        thresholded, from_counts, limits=limits)
         METRICS.register(name, metric, greater_is_better=greater_is_better)
         if thresholded:
             register_tuned(metric)
@@ -72,6 +82,6 @@ def register_tuned(base: Metric) -> Metric:
 
     metric = Metric(f"{base.name}_tuned", tuned, base.greater_is_better, base.tasks, base.bounded,
                     f"{base.description.rstrip('.')}, at the threshold tuned on the validation split.",
-                    False, None, base.name)
+                    False, None, base.name, base.limits)
     METRICS.register(metric.name, metric, greater_is_better=base.greater_is_better)
     return metric
