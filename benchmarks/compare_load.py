@@ -19,7 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lossbench.compare import compare, load_trials
+from lossbench.compare import compare
+from lossbench.results import load_trials
 from tests.resultgen import make_rows, noisy
 
 
