@@ -120,7 +120,7 @@ def example_grids(
 ) -> dict[str, list[Path]]:
     """One grid per dataset from stored examples: {``examples-<dataset>``: [png, svg]}; empty when none are stored.
 
-    ``examples`` maps trial_id → examples file (:func:`lossbench.compare.load_examples`). Only ok trials count;
+    ``examples`` maps trial_id → examples file (:func:`lossbench.results.load_examples`). Only ok trials count;
     columns follow ``losses``; one seed per dataset (:func:`pick_seed`), so every column shows the same images.
     """
     needed = {"trial_id", "status", "dataset", "loss", "seed"}
@@ -159,47 +159,3 @@ def example_grids(
         stem = _stem(str(dataset), taken)
         out[stem] = save(fig, Path(folder) / stem)
     return out
-
-
-def plot_suite_examples(
-    dataset: str, losses: Sequence[str], out_dir: str | Path, *, seed: int = 0, n_examples: int = 4,
-    suite: str = "segmentation",
-) -> Path:
-    """Train one model per loss as the suite would (one seed) and plot test predictions side by side.
-
-    For documentation figures outside a run; reports draw :func:`example_grids` from stored examples instead.
-    """
-    import torch
-
-    from lossbench.losses import make_loss
-    from lossbench.methods import METHODS
-    from lossbench.runner import expand
-    from lossbench.sources import load_dataset
-    from lossbench.suite import load_suite
-    from lossbench.tasks import TASK_TYPES
-    from lossbench.train import train
-
-    spec_suite = load_suite(suite)
-    trials, _ = expand(spec_suite, losses=list(losses), datasets=[dataset], seeds=[seed])
-    data = load_dataset(dataset)
-    preds: dict[str, np.ndarray] = {}
-    test = None
-    for spec in trials:
-        task = TASK_TYPES.get(spec.task)
-        prepared = task.prepare(data, spec)
-        torch.manual_seed(spec.seed)
-        model = task.build_model(prepared, spec)
-        obj = spec.objective
-        torch.manual_seed(spec.seed + 1)
-        loss = make_loss(obj.loss_name, obj.param_dict if obj.kind == "loss" else {},
-                         **prepared.loss_context(spec.seed))
-        method = METHODS.get(obj.method_name)(**(obj.param_dict if obj.kind == "method" else {}))
-        train(task, model, prepared, loss, method, training=spec.config.get("training", {}), seed=spec.seed,
-              primary_metric=spec.primary_metric)
-        model = method.finish(model, prepared)
-        test = prepared.test
-        preds[spec.loss] = task.predict_proba(model, test.X[:n_examples])  # type: ignore[attr-defined]
-    assert test is not None
-    name = dataset.split("#")[0].replace(":", "-")
-    return plot_examples(test.X[:n_examples].numpy(), test.y[:n_examples].numpy(), preds,
-                         Path(out_dir) / f"{name}-seed{seed}.png")
