@@ -324,15 +324,16 @@ def _per_dataset(
     seed: int,
 ) -> pd.DataFrame:
     # a dropped (dataset, seed) removes that seed from every loss: count dropped seeds per dataset
+    # plain dicts: Series.get with tuple keys dominated this function on 10,000 cells
     dropped = (
-        table.missing[["dataset", "seed"]].drop_duplicates().groupby("dataset").size()
+        table.missing[["dataset", "seed"]].drop_duplicates().groupby("dataset").size().to_dict()
         if table.n_dropped
-        else pd.Series(dtype=int)
+        else {}
     )
-    not_ok = table.missing.groupby(["dataset", "loss"]).size()
+    not_ok = table.missing.groupby(["dataset", "loss"]).size().to_dict()
     rows: list[dict[str, Any]] = []
     wide = cells.pivot_table(index=["dataset", "seed"], columns="loss", values="value", aggfunc="first")
-    imputed = cells.groupby(["dataset", "loss"])["imputed"].sum()
+    imputed = cells.groupby(["dataset", "loss"])["imputed"].sum().to_dict()
     # group datasets by their seed count so each bootstrap is one vectorised call
     by_dataset = {d: g.droplevel(0) for d, g in wide.groupby(level="dataset")}
     others = [x for x in losses if x != base]

@@ -292,12 +292,12 @@ def batch_wilcoxon(d: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
     """Wilcoxon signed-rank p-values for each row of a 2-D array of paired differences.
 
     Zero differences are dropped (Wilcoxon's convention, scipy's default); tied |d| share ranks.
-    Up to :data:`EXACT_WILCOXON_N` values the p-value is exact, ties and zeros included: the
-    statistic's null distribution is enumerated over all 2^n sign patterns, as
-    ``scipy.stats.wilcoxon(method=PermutationMethod())`` does (same p-values), but for all rows in
-    one matrix product — scipy's permutation test runs row by row, seconds per thousand rows.
-    Above that: scipy's exact distribution without ties or zeros (n ≤ 50), else its normal
-    approximation with tie correction. All-zero rows give p = 1.
+    Without ties or zeros: scipy's exact null distribution (n ≤ 50). With them, up to
+    :data:`EXACT_WILCOXON_N` values, still exact: the statistic's null distribution is enumerated
+    over all 2^n sign patterns, as ``scipy.stats.wilcoxon(method=PermutationMethod())`` does (same
+    p-values), but for all rows in one matrix product — scipy's permutation test runs row by row,
+    seconds per thousand rows. Above 13 values with ties or zeros: scipy's normal approximation
+    with tie correction. All-zero rows give p = 1.
     """
     d = np.atleast_2d(np.asarray(d, dtype=float))
     m, n = d.shape
@@ -309,13 +309,14 @@ def batch_wilcoxon(d: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
     rows = np.flatnonzero(nonzero)
     if len(rows) == 0:
         return p
-    if n <= EXACT_WILCOXON_N:
-        p[rows] = _exact_signed_rank(d[rows], alternative)
-        return p
     srt = np.sort(np.abs(d[rows]), axis=-1)
     clean = np.all(srt[:, :1] > 0, axis=-1) & np.all(np.diff(srt, axis=-1) > 0, axis=-1)
+    if n <= EXACT_WILCOXON_N and not clean.all():
+        p[rows[~clean]] = _exact_signed_rank(d[rows[~clean]], alternative)
+        rows, clean = rows[clean], clean[clean]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # without ties or zeros scipy's exact distribution is vectorised (and equals the enumeration)
         for mask, method in ((clean, "exact" if n <= 50 else "asymptotic"), (~clean, "asymptotic")):
             if mask.any():
                 res = stats.wilcoxon(d[rows[mask]], axis=-1, alternative=alternative, method=method)

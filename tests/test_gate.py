@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from lossbench.cli.gate import calibrate_command, gate_command
-from lossbench.errors import IncomparableError, InfrastructureError
+from lossbench.errors import IncomparableError
 from lossbench.gate import calibrate, run_gate
 from lossbench.schema import METADATA_KEY
 from lossbench.store import rows_to_table
