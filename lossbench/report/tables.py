@@ -142,7 +142,6 @@ def compare_dataset_rows(result: CompareResult) -> pd.DataFrame:
                 if paired
                 else "–",
                 "Cliff's δ": fmt(r["cliffs_delta"], 2) if paired else "–",
-                "Wilcoxon p": _pvalue(r["wilcoxon_p"]) if paired else "–",
                 "not ok": str(r["n_not_ok"]),
                 "imputed": str(r["n_imputed"]),
                 "dropped": str(r["n_dropped"]),
@@ -216,7 +215,7 @@ def compare_tables(result: CompareResult) -> list[Table]:
         ),
         _rich(
             compare_dataset_rows(result),
-            f"Per dataset: mean ± {ci_label(result)} over seeds, paired Δ = loss − baseline",
+            f"Per dataset: mean and {ci_label(result)} over seeds, paired Δ = loss − baseline",
             caption=P_BETTER_CAPTION,
         ),
     ]
