@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from lossbench import stats
 from lossbench.compare import jsonable
@@ -378,7 +377,7 @@ def _stat_cells(
         sources.add(source)
         n = len(d)
         mean = float(d.mean()) if n else float("nan")
-        p_reg, p_ni, lo, hi = _one_sided_tests(d, delta, alpha)
+        test = stats.noninferiority(d, delta, alpha)
         p_better, p_low, p_high = (float(v[0]) for v in stats.win_probability(d[None, :], True, 1 - alpha))
         rows.append(
             {
@@ -390,13 +389,13 @@ def _stat_cells(
                 "diff": mean * (1.0 if choice.higher_is_better else -1.0),
                 "oriented_diff": mean,
                 "delta": delta,
-                "lower": lo,
-                "upper": hi,
+                "lower": test.lower,
+                "upper": test.upper,
                 "p_better": p_better,
                 "p_better_low": p_low,
                 "p_better_high": p_high,
-                "p_regression": p_reg,
-                "p_noninferior": p_ni,
+                "p_regression": test.p_regression,
+                "p_noninferior": test.p_noninferior,
             }
         )
     cells = pd.DataFrame(rows)
@@ -412,25 +411,6 @@ def _stat_cells(
     )
     cells["std_diff"] = cells["oriented_diff"] / cells["delta"]
     return cells, " + ".join(sorted(sources))
-
-
-def _one_sided_tests(d: np.ndarray, delta: float, alpha: float) -> tuple[float, float, float, float]:
-    """p-values of "Δ < −δ" (regression) and "Δ > −δ" (non-inferior) and the one-sided (1−α) bounds.
-
-    Paired t on the per-seed differences; without spread the answer is exact (deterministic runs).
-    """
-    n = len(d)
-    if n < 2:
-        return float("nan"), float("nan"), float("nan"), float("nan")
-    mean = float(d.mean())
-    if float(np.ptp(d)) == 0.0:
-        worse, better = mean < -delta, mean > -delta
-        return (0.0 if worse else 1.0), (0.0 if better else 1.0), mean, mean
-    sem = float(d.std(ddof=1) / math.sqrt(n))
-    p_reg = float(sps.ttest_1samp(d, -delta, alternative="less").pvalue)
-    p_ni = float(sps.ttest_1samp(d, -delta, alternative="greater").pvalue)
-    q = float(sps.t.ppf(1 - alpha, n - 1))
-    return p_reg, p_ni, mean - q * sem, mean + q * sem
 
 
 SUITE_COLUMNS = ["loss", "n_datasets", "median_diff", "median_norm_diff", "p", "p_holm", "verdict"]

@@ -101,9 +101,10 @@ def _expand(text: str) -> list[Path]:
 
 
 def _static_prefix(pattern: str) -> Path:
+    """The folder a glob starts from: its parts before the first wildcard."""
     parts = Path(pattern).parts
-    head = [p for p in parts[: next((i for i, p in enumerate(parts) if glob.has_magic(p)), len(parts))]]
-    return Path(*head) if head else Path(".")
+    first = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    return Path(*parts[:first]) if first else Path(".")
 
 
 def _no_match(pattern: str) -> ResultsError:
@@ -130,9 +131,8 @@ def _resolve_path(path: Path, text: str) -> tuple[list[Path], list[Path]]:
     if path.is_dir():
         if is_results_folder(path):
             return _folder_trials(path), [path]
-        owner = _owner(path / "x")  # trials/, metrics/ or examples/ of a results folder: the folder
-        if owner is not None:
-            return _folder_trials(owner), [owner]
+        if is_results_folder(path.parent):  # its trials/, metrics/ or examples/: the folder
+            return _folder_trials(path.parent), [path.parent]
         folders = find_results_folders(path)
         loose = sorted(path.glob("*.parquet"))  # a plain folder of trial files
         if not folders and not loose:

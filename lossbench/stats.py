@@ -275,6 +275,41 @@ def batch_paired_comparison(
     ]
 
 
+@dataclass(frozen=True)
+class NonInferiority:
+    """One gate cell: is the oriented paired difference Δ (positive = better) above −δ, or below it?"""
+
+    n: int
+    mean: float
+    lower: float  # one-sided (1 − α) lower bound of the mean Δ
+    upper: float  # one-sided (1 − α) upper bound
+    p_regression: float  # H0 "Δ ≥ −δ" against "Δ < −δ": confidently worse by more than the margin
+    p_noninferior: float  # H0 "Δ ≤ −δ" against "Δ > −δ": no worse than the margin
+
+
+def noninferiority(d: np.ndarray, delta: float, alpha: float = 0.05) -> NonInferiority:
+    """Two one-sided paired t-tests of the per-seed oriented differences ``d`` against the margin −δ.
+
+    The unit ``gate`` applies to each (dataset, loss) cell before Holm's correction across cells, and
+    what a sequential design re-evaluates as seeds arrive. Without spread (deterministic runs) the
+    answer is exact; below two seeds there is none (NaN).
+    """
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    nan = float("nan")
+    if n < 2:
+        return NonInferiority(n, float(d.mean()) if n else nan, nan, nan, nan, nan)
+    mean = float(d.mean())
+    if float(np.ptp(d)) == 0.0:
+        worse, better = mean < -delta, mean > -delta
+        return NonInferiority(n, mean, mean, mean, 0.0 if worse else 1.0, 0.0 if better else 1.0)
+    sem = float(d.std(ddof=1) / np.sqrt(n))
+    p_reg = float(stats.ttest_1samp(d, -delta, alternative="less").pvalue)
+    p_ni = float(stats.ttest_1samp(d, -delta, alternative="greater").pvalue)
+    q = float(stats.t.ppf(1 - alpha, n - 1))
+    return NonInferiority(n, mean, mean - q * sem, mean + q * sem, p_reg, p_ni)
+
+
 def wilcoxon_signed_rank(d: np.ndarray | pd.Series, alternative: str = "two-sided") -> float:
     """p-value of the Wilcoxon signed-rank test on paired differences (see :func:`batch_wilcoxon`).
 

@@ -227,3 +227,14 @@ def test_batch_wilcoxon_matches_row_by_row():
     batch = stats.batch_wilcoxon(d)
     rows = np.array([stats.wilcoxon_signed_rank(r) for r in d])
     np.testing.assert_allclose(batch, rows)
+
+
+def test_noninferiority_is_two_one_sided_t_tests():
+    d = np.array([0.01, 0.02, 0.03])
+    res = stats.noninferiority(d, delta=0.01, alpha=0.05)
+    t = (0.02 + 0.01) / (0.01 / np.sqrt(3))  # sd 0.01, margin −0.01
+    assert res.p_noninferior == pytest.approx(sps.t.sf(t, 2)) and res.p_regression == pytest.approx(sps.t.cdf(t, 2))
+    assert res.lower == pytest.approx(0.02 - sps.t.ppf(0.95, 2) * 0.01 / np.sqrt(3))
+    same = stats.noninferiority(np.full(4, -0.02), delta=0.01)  # deterministic: exact answer
+    assert (same.p_regression, same.p_noninferior, same.lower) == (0.0, 1.0, -0.02)
+    assert np.isnan(stats.noninferiority(np.array([0.1]), 0.01).p_regression)
