@@ -333,8 +333,12 @@ def _account(
         .astype(int)
         .reset_index()
     )
+    base_mean = pairs["base"].where(base_ok).groupby([pairs["dataset"], pairs["loss"]]).mean()
     out = counts.merge(cells, on=["dataset", "loss"], how="left")
     out["n"] = out["n"].fillna(0).astype(int)
+    # an unjudged cell still shows what the baseline scored there
+    fallback = [base_mean.get((d, loss), np.nan) for d, loss in zip(out["dataset"], out["loss"], strict=True)]
+    out["baseline"] = out["baseline"].fillna(pd.Series(fallback, index=out.index)) if "baseline" in out else fallback
     unjudged = out["verdict"].isna()
     out.loc[unjudged, "verdict"] = np.where(
         out.loc[unjudged, "n_baseline"] == 0,

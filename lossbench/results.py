@@ -142,8 +142,10 @@ def _resolve_path(path: Path, text: str) -> tuple[list[Path], list[Path]]:
                 "Pass the --out folder of a `lossbench run` (e.g. results/<suite>), or a folder of its "
                 "trials/*.parquet files.",
             )
-        files = [f for folder in folders for f in _folder_trials(folder)]
-        return files + loose, folders
+        started = [f for f in folders if ResultStore(f).fragments("trials")]  # skip a run with no trial yet
+        if folders and not started and not loose:
+            return _folder_trials(folders[0]), folders  # says which folder has no trials
+        return [f for folder in started for f in _folder_trials(folder)] + loose, started
     owner = _owner(path)
     if path.suffix == ".parquet" and (owner is None or path.parent.name == "trials"):
         return [path], [owner] if owner is not None else []

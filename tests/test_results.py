@@ -52,6 +52,15 @@ def test_every_input_form_reads_the_same_trials(root, monkeypatch):
     assert len(load_trials(["results/quickstart"])) == 12
 
 
+def test_a_results_folder_without_trials_yet_does_not_block_the_root(root):
+    from lossbench.store import ResultStore
+
+    ResultStore(root / "starting").open_for_writing()  # a run that has not finished a trial
+    assert len(load_trials([root])) == 30
+    with pytest.raises(ResultsError, match="no trials yet"):
+        load_trials([root / "starting"])
+
+
 def test_results_parquet_works_when_fragments_sit_there(root, monkeypatch):
     monkeypatch.chdir(root.parent)
     for f in glob.glob("results/quickstart/trials/*.parquet"):
