@@ -126,7 +126,7 @@ class CompareResult:
     n_imputed: int
     missing: pd.DataFrame  # cells one loss lacks that another has (before the policy)
     cells: pd.DataFrame  # dataset, loss, seed, value, imputed — the values compared
-    per_dataset: pd.DataFrame  # one row per (dataset, loss): mean ± CI and the paired diff to baseline
+    per_dataset: pd.DataFrame  # one row per (dataset, loss): mean, CI and the paired diff to baseline
     summary: pd.DataFrame  # one row per loss: average rank, win/tie/loss vs baseline, counts
     pairwise: pd.DataFrame  # Wilcoxon + Holm for each pair of losses over dataset means
     friedman: stats.FriedmanResult | None
