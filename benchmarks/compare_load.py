@@ -1,10 +1,11 @@
 """Time ``compare`` over a large synthetic results directory (default 100,000 trial rows).
 
-Usage: python benchmarks/compare_load.py [--datasets 200] [--losses 10] [--seeds 50]
+Usage: python benchmarks/compare_load.py [--datasets 200] [--losses 10] [--seeds 50] [--decimals 2]
 
 Writes the rows with ResultStore.append (one fragment per dataset, as a real run leaves many), then
 times reading them back and running the full comparison (bootstrap CIs, paired differences, ranks,
-Friedman, pairwise Wilcoxon + Holm).
+Friedman, pairwise Wilcoxon + Holm). ``--decimals 2`` rounds the values as an accuracy on a small
+test set is, so most paired differences have ties and zeros (the exact signed-rank path).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lossbench.compare import compare, load_trials
+from lossbench.compare import compare
+from lossbench.results import load_trials
 from tests.resultgen import make_rows, noisy
 
 
@@ -28,9 +30,12 @@ def main() -> None:
     parser.add_argument("--datasets", type=int, default=200)
     parser.add_argument("--losses", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument("--decimals", type=int, default=None, help="round the values (ties and zeros)")
     args = parser.parse_args()
     shape = (args.datasets, args.losses, args.seeds)
     values = noisy(shape, shift=np.linspace(-0.02, 0.02, args.losses))
+    if args.decimals is not None:
+        values = np.round(values, args.decimals)
     losses = ["ce", *[f"loss{i}" for i in range(1, args.losses)]]
     from lossbench.store import ResultStore
 
@@ -51,6 +56,7 @@ def main() -> None:
     n = len(trials)
     print(
         f"rows={n} datasets={args.datasets} losses={args.losses} seeds={args.seeds} fragments={args.datasets}"
+        f" decimals={args.decimals}"
     )
     print(
         f"write={t_write:.2f}s load={t_load:.2f}s compare={t_compare:.2f}s total(load+compare)="

@@ -1,17 +1,18 @@
 """Compare losses over seeds and datasets: paired per-dataset statistics and suite-level ranks.
 
 The entry point is :func:`compare`; it returns a :class:`CompareResult` of plain DataFrames, and
-``lossbench.report`` renders it. Values are paired by (dataset, seed): every seed gives every loss
-the same split, initialisation and data order, so per-seed differences cancel that noise.
+``lossbench.report`` renders it (``compare``, ``report`` and the end-of-run summary alike). Values
+are paired by (dataset, seed): every seed gives every loss the same split, initialisation and data
+order, so per-seed differences cancel that noise. Trials of different comparable sets (suite,
+version, configuration, protocol; :mod:`lossbench.results`) are never pooled: their datasets are
+labelled with the set and kept apart.
 """
 
 from __future__ import annotations
 
-import glob
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,138 +20,10 @@ import pandas as pd
 
 from lossbench import stats
 from lossbench.errors import IncomparableError, ResultsError, UserError
-from lossbench.store import ResultStore, read_trial_files
+from lossbench.results import KEY, MetricChoice, label_sets, metric_values, sets_table
 
 ON_MISSING = ("drop", "error", "impute-worst")
 DEFAULT_BASELINE = "ce"
-KEY = ["dataset", "loss", "seed"]
-
-
-# -- loading ----------------------------------------------------------------------------------------
-
-
-def resolve_inputs(inputs: Sequence[str | Path]) -> list[Path]:
-    """Expand files, globs and result directories into a sorted list of trial Parquet files."""
-    files: list[Path] = []
-    for item in inputs:
-        text = str(item)
-        matches = [Path(p) for p in sorted(glob.glob(text))] if glob.has_magic(text) else [Path(text)]
-        if not matches:
-            raise ResultsError(
-                f"No files match {text!r}.", "Check the glob pattern and the working directory."
-            )
-        for path in matches:
-            if path.is_dir():
-                store = ResultStore(path)
-                if store.trials_dir.is_dir():
-                    store.check_schema()
-                    found = store.fragments("trials")
-                else:  # a plain folder of Parquet files
-                    found = sorted(path.glob("*.parquet"))
-                if not found:
-                    raise ResultsError(
-                        f"{str(path)!r} holds no trial files.",
-                        "Pass a results directory written by `lossbench run`.",
-                    )
-                files.extend(found)
-            elif path.is_file():
-                files.append(path)
-            else:
-                raise ResultsError(f"{text!r} does not exist.", "Pass result files, globs or directories.")
-    return sorted(dict.fromkeys(files))
-
-
-def load_trials(inputs: Sequence[str | Path]) -> pd.DataFrame:
-    """All trials from any mix of files, globs and directories (schema-checked, de-duplicated)."""
-    return read_trial_files(resolve_inputs(inputs))
-
-
-def load_curves(inputs: Sequence[str | Path]) -> pd.DataFrame:
-    """The long per-epoch metrics table of every results directory among ``inputs``."""
-    frames = []
-    for item in inputs:
-        for path in [Path(p) for p in glob.glob(str(item))] if glob.has_magic(str(item)) else [Path(item)]:
-            if path.is_dir() and (path / "metrics").is_dir():
-                frames.append(ResultStore(path).read_metrics())
-    if not frames:
-        return pd.DataFrame(columns=["trial_id", "split", "metric", "step", "value"])
-    return pd.concat(frames, ignore_index=True)
-
-
-def load_examples(inputs: Sequence[str | Path]) -> dict[str, Path]:
-    """trial_id → examples file, from the results directories among ``inputs`` (or holding their trial files)."""
-    roots = {f.parent.parent for f in resolve_inputs(inputs) if f.parent.name == "trials"}
-    found: dict[str, Path] = {}
-    for root in sorted(roots):
-        folder = ResultStore(root).examples_dir
-        if folder.is_dir():
-            found.update({p.stem: p for p in sorted(folder.glob("*.npz"))})
-    return found
-
-
-# -- metric choice ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricChoice:
-    name: str
-    higher_is_better: bool
-    bounded: bool
-
-
-def _registry_metric(name: str) -> Any:
-    from lossbench.metrics import METRICS  # imported late: registering metrics imports sklearn
-
-    try:
-        return METRICS.get(name)
-    except UserError:
-        return None
-
-
-def metric_values(trials: pd.DataFrame, metric: str | None = None) -> tuple[MetricChoice, pd.Series]:
-    """Pick the metric to compare and return one value per trial row.
-
-    Default: the rows' primary metric (``metric``/``value`` columns), which must be the same for every
-    row. ``--metric NAME`` takes ``value`` where NAME is the row's primary metric, else ``m_NAME``.
-    """
-    ok = trials[trials["status"] == "ok"] if "status" in trials else trials
-    primaries = sorted(ok["metric"].dropna().unique()) if "metric" in ok else []
-    if metric is None:
-        if len(primaries) != 1:
-            extra = sorted(c[2:] for c in trials.columns if c.startswith("m_"))
-            raise UserError(
-                f"The trials have {len(primaries)} primary metrics ({', '.join(primaries) or 'none'}).",
-                f"Choose one with --metric (available: {', '.join(extra) or 'none'}).",
-            )
-        metric = str(primaries[0])
-    column = f"m_{metric}"
-    is_primary = trials["metric"] == metric if "metric" in trials else pd.Series(False, index=trials.index)
-    if not is_primary.any() and column not in trials:
-        extra = sorted(c[2:] for c in trials.columns if c.startswith("m_") and not c.endswith("_tuned"))
-        raise UserError(
-            f"No metric {metric!r} in these results.",
-            f"Available: {', '.join(sorted(set(extra) | set(primaries))) or 'none'}.",
-        )
-    values = pd.Series(np.nan, index=trials.index, dtype=float)
-    if column in trials:
-        values = pd.to_numeric(trials[column], errors="coerce").astype(float)
-    values = (
-        values.where(~is_primary, pd.to_numeric(trials["value"], errors="coerce"))
-        if is_primary.any()
-        else values
-    )
-    registered = _registry_metric(metric)
-    if registered is not None:
-        choice = MetricChoice(metric, bool(registered.greater_is_better), bool(registered.bounded))
-    else:
-        # an unregistered (plug-in) metric: trust the rows' direction flag, infer boundedness from values
-        hib = (
-            trials.loc[is_primary, "higher_is_better"].dropna() if is_primary.any() else pd.Series(dtype=bool)
-        )
-        finite = values[np.isfinite(values)]
-        bounded = bool(len(finite) and finite.between(0, 1).all())
-        choice = MetricChoice(metric, bool(hib.iloc[0]) if len(hib) else True, bounded)
-    return choice, values
 
 
 # -- pairing and missing cells ----------------------------------------------------------------------
@@ -174,7 +47,9 @@ def build_cells(
     A cell is missing for a loss when another loss has that (dataset, seed) and this one has no row,
     or a row whose status is not ``ok`` or whose value is not finite. ``drop`` removes the (dataset,
     seed) for every loss (keeping the comparison paired), ``impute-worst`` fills the worst value seen on
-    that dataset, ``error`` raises :class:`IncomparableError`.
+    that dataset, ``error`` raises :class:`IncomparableError`. Under ``drop`` a loss with no usable
+    value at all on a dataset sits that dataset out (it would otherwise drop every seed of every
+    loss); it stays in ``missing``.
     """
     if on_missing not in ON_MISSING:
         raise UserError(f"Unknown --on-missing {on_missing!r}.", f"Use one of: {', '.join(ON_MISSING)}.")
@@ -213,10 +88,12 @@ def build_cells(
         )
     merged["imputed"] = False
     if on_missing == "drop" and len(missing):
-        incomplete = missing[["dataset", "seed"]].drop_duplicates()
+        present = merged.groupby(["dataset", "loss"])["usable"].transform("any")
+        incomplete = merged.loc[present & bad, ["dataset", "seed"]].drop_duplicates()
         keep = merged.merge(incomplete.assign(_drop=True), on=["dataset", "seed"], how="left")["_drop"].isna()
-        n_dropped = int((~keep & merged["usable"]).sum())
-        merged = merged[keep.to_numpy()]
+        keep = keep.to_numpy() & present.to_numpy()
+        n_dropped = int((~keep & merged["usable"].to_numpy()).sum())
+        merged = merged[keep]
     elif on_missing == "impute-worst" and len(missing):
         ok_vals = merged[merged["usable"]]
         worst = (
@@ -249,12 +126,13 @@ class CompareResult:
     n_imputed: int
     missing: pd.DataFrame  # cells one loss lacks that another has (before the policy)
     cells: pd.DataFrame  # dataset, loss, seed, value, imputed — the values compared
-    per_dataset: pd.DataFrame  # one row per (dataset, loss): mean ± CI and the paired diff to baseline
+    per_dataset: pd.DataFrame  # one row per (dataset, loss): mean, CI and the paired diff to baseline
     summary: pd.DataFrame  # one row per loss: average rank, win/tie/loss vs baseline, counts
     pairwise: pd.DataFrame  # Wilcoxon + Holm for each pair of losses over dataset means
     friedman: stats.FriedmanResult | None
     confidence: float = 0.95
     notes: list[str] = field(default_factory=list)
+    sets: pd.DataFrame = field(default_factory=pd.DataFrame)  # the comparable sets compared (results.sets_table)
 
     def dataset_means(self) -> pd.DataFrame:
         """Rows = datasets, columns = losses, values = mean over seeds."""
@@ -270,9 +148,11 @@ class CompareResult:
             "metric": self.metric.name,
             "higher_is_better": self.metric.higher_is_better,
             "bounded": self.metric.bounded,
+            "limits": [jsonable(v) for v in self.metric.limits],
             "baseline": self.baseline,
             "losses": self.losses,
             "datasets": self.datasets,
+            "sets": records(self.sets),
             "confidence": self.confidence,
             "on_missing": self.on_missing,
             "n_dropped": self.n_dropped,
@@ -311,6 +191,13 @@ def choose_baseline(losses: Iterable[str], baseline: str | None) -> str:
     return baseline
 
 
+def _sets_with_metric(trials: pd.DataFrame, values: pd.Series, choice: MetricChoice) -> pd.Series:
+    """Rows whose comparable set reports the metric at all (a set of another task may not)."""
+    primary = trials["metric"].astype(str).eq(choice.name) if "metric" in trials else False
+    has = pd.Series(np.isfinite(values.to_numpy()) | np.asarray(primary), index=trials.index)
+    return has.groupby(trials["set"]).transform("any")
+
+
 def compare(
     trials: pd.DataFrame,
     metric: str | None = None,
@@ -324,7 +211,22 @@ def compare(
     """Compare every loss in ``trials`` with the baseline per dataset, and all losses across datasets."""
     if trials.empty:
         raise ResultsError("No trials to compare.", "Pass result files, globs or directories with trials.")
+    sets = sets_table(trials)
+    trials = label_sets(trials)
+    notes: list[str] = []
     choice, values = metric_values(trials, metric)
+    keep = _sets_with_metric(trials, values, choice)
+    if not keep.all():
+        left = sorted(trials.loc[~keep, "set"].unique())
+        notes.append(f"Left out (no {choice.name} values): {', '.join(left)}.")
+        trials, values = trials[keep], values[keep]
+        sets = sets[sets["set"].isin(trials["set"].unique())].reset_index(drop=True)
+    if len(sets) > 1:
+        notes.append(
+            f"{len(sets)} comparable sets (suite, version, configuration, protocol): each dataset is "
+            "labelled '<set> / <dataset>' and never pooled with another set's. Pass one results folder "
+            "to compare one set."
+        )
     table = build_cells(trials, values, choice.higher_is_better, on_missing)
     cells = table.values
     if cells.empty:
@@ -332,25 +234,43 @@ def compare(
             "No (dataset, seed) cell has a usable value for every loss.",
             "Use --on-missing impute-worst, or rerun the failed trials.",
         )
-    losses = sorted(cells["loss"].unique())
+    losses = sorted(set(cells["loss"]) | set(table.missing["loss"]))
     base = choose_baseline(losses, baseline)
     losses = [base, *[x for x in losses if x != base]]
-    datasets = sorted(cells["dataset"].unique())
-    notes: list[str] = []
+    datasets = sorted(set(cells["dataset"]) | set(table.missing["dataset"]))
 
-    per_dataset = _per_dataset(cells, table, choice, base, confidence, n_resamples, seed)
+    per_dataset = _per_dataset(cells, table, choice, base, losses, confidence, n_resamples, seed)
     means = per_dataset.pivot(index="dataset", columns="loss", values="mean").reindex(columns=losses)
-    ranks = stats.average_ranks(means, choice.higher_is_better)
-    fried = stats.friedman(means)
-    pairwise = stats.pairwise_wilcoxon_holm(means, choice.higher_is_better)
-    if len(means.dropna()) < 6:
+    ranked = means.dropna(axis=1, how="all")  # a loss with no usable trial anywhere is not ranked
+    ranks = stats.average_ranks(ranked, choice.higher_is_better)
+    fried = stats.friedman(ranked)
+    pairwise = stats.pairwise_wilcoxon_holm(ranked, choice.higher_is_better)
+    n_complete = len(ranked.dropna())
+    if n_complete < len(ranked):
         notes.append(
-            f"Only {len(means.dropna())} datasets: the two-sided Wilcoxon test needs at least 6 to reach "
+            f"Ranks and tests across datasets use the {n_complete} of {len(ranked)} datasets where every "
+            "ranked loss has a value."
+        )
+    if n_complete < 6:
+        notes.append(
+            f"Only {n_complete} datasets: the two-sided Wilcoxon test needs at least 6 to reach "
             "p < 0.05, so pairwise tests cannot be significant."
         )
-    if per_dataset["n"].min() < stats.MIN_BOOTSTRAP_N:
-        notes.append(f"Cells with fewer than {stats.MIN_BOOTSTRAP_N} seeds use Student-t intervals, not BCa.")
-    summary = _summary(per_dataset, means, ranks, choice, base, losses)
+    empty = per_dataset[per_dataset["n"] == 0]
+    if len(empty):
+        notes.append(
+            f"{len(empty)} (dataset, loss) cells have no usable trial (shown with n = 0 and their "
+            "'not ok' count)."
+        )
+    n_min = int(per_dataset.loc[per_dataset["n"] > 0, "n"].min())
+    if n_min < stats.MIN_CI_N:
+        notes.append(f"Cells with fewer than {stats.MIN_CI_N} seeds get no confidence interval.")
+    if n_min < stats.MIN_BOOTSTRAP_N:
+        notes.append(
+            f"Cells with {stats.MIN_CI_N}–{stats.MIN_BOOTSTRAP_N - 1} seeds use Student-t intervals (BCa "
+            f"bootstrap from {stats.MIN_BOOTSTRAP_N}), cut to the metric's range."
+        )
+    summary = _summary(per_dataset, ranked, ranks, choice, base, losses)
     return CompareResult(
         choice,
         base,
@@ -367,7 +287,30 @@ def compare(
         fried,
         confidence,
         notes,
+        sets,
     )
+
+
+PER_DATASET_COLUMNS = [
+    "dataset",
+    "loss",
+    "n",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "n_not_ok",
+    "n_imputed",
+    "n_dropped",
+    "diff",
+    "diff_low",
+    "diff_high",
+    "p_better",
+    "p_better_low",
+    "p_better_high",
+    "cliffs_delta",
+    "wilcoxon_p",
+]
 
 
 def _per_dataset(
@@ -375,22 +318,24 @@ def _per_dataset(
     table: CellTable,
     choice: MetricChoice,
     base: str,
+    losses: list[str],
     confidence: float,
     n_resamples: int,
     seed: int,
 ) -> pd.DataFrame:
     # a dropped (dataset, seed) removes that seed from every loss: count dropped seeds per dataset
+    # plain dicts: Series.get with tuple keys dominated this function on 10,000 cells
     dropped = (
-        table.missing[["dataset", "seed"]].drop_duplicates().groupby("dataset").size()
+        table.missing[["dataset", "seed"]].drop_duplicates().groupby("dataset").size().to_dict()
         if table.n_dropped
-        else pd.Series(dtype=int)
+        else {}
     )
+    not_ok = table.missing.groupby(["dataset", "loss"]).size().to_dict()
     rows: list[dict[str, Any]] = []
     wide = cells.pivot_table(index=["dataset", "seed"], columns="loss", values="value", aggfunc="first")
-    imputed = cells.groupby(["dataset", "loss"])["imputed"].sum()
+    imputed = cells.groupby(["dataset", "loss"])["imputed"].sum().to_dict()
     # group datasets by their seed count so each bootstrap is one vectorised call
     by_dataset = {d: g.droplevel(0) for d, g in wide.groupby(level="dataset")}
-    losses = [str(c) for c in wide.columns]
     others = [x for x in losses if x != base]
     stacks: dict[int, list[tuple[str, dict[str, np.ndarray]]]] = {}
     for d, frame in by_dataset.items():
@@ -403,29 +348,32 @@ def _per_dataset(
             continue
         present = [(d, g, loss) for d, g in items for loss in losses if loss in g]
         block = np.stack([g[loss] for _, g, loss in present])
-        mean, lo, hi, how = stats.batch_mean_ci(block, confidence, n_resamples=n_resamples, seed=seed)
+        mean, lo, hi, how = stats.batch_mean_ci(
+            block, confidence, n_resamples=n_resamples, seed=seed, limits=choice.limits
+        )
         pairs = [(d, g, loss) for d, g in items if base in g for loss in others if loss in g]
         comps: dict[tuple[str, str], stats.PairedComparison] = {}
         if pairs:
             a = np.stack([g[loss] for _, g, loss in pairs])
             b = np.stack([g[base] for _, g, _ in pairs])
-            res = stats.batch_paired_comparison(a, b, choice.higher_is_better, confidence, n_resamples, seed)
+            res = stats.batch_paired_comparison(
+                a, b, choice.higher_is_better, confidence, n_resamples, seed, choice.limits
+            )
             comps = {(d, loss): r for (d, _, loss), r in zip(pairs, res, strict=True)}
         for i, (d, _, loss) in enumerate(present):
-            row: dict[str, Any] = {
-                "dataset": d,
-                "loss": loss,
-                "n": n,
-                "mean": mean[i],
-                "ci_low": lo[i],
-                "ci_high": hi[i],
-                "ci_method": how[i],
-                "n_imputed": int(imputed.get((d, loss), 0)),
-                "n_dropped": int(dropped.get(d, 0)),
-            }
             c = comps.get((d, loss))
-            row.update(
+            rows.append(
                 {
+                    "dataset": d,
+                    "loss": loss,
+                    "n": n,
+                    "mean": mean[i],
+                    "ci_low": lo[i],
+                    "ci_high": hi[i],
+                    "ci_method": how[i],
+                    "n_not_ok": int(not_ok.get((d, loss), 0)),
+                    "n_imputed": int(imputed.get((d, loss), 0)),
+                    "n_dropped": int(dropped.get(d, 0)),
                     "diff": c.mean_diff if c else (0.0 if loss == base else np.nan),
                     "diff_low": c.diff_low if c else np.nan,
                     "diff_high": c.diff_high if c else np.nan,
@@ -436,28 +384,15 @@ def _per_dataset(
                     "wilcoxon_p": c.wilcoxon_p if c else np.nan,
                 }
             )
-            rows.append(row)
-    cols = [
-        "dataset",
-        "loss",
-        "n",
-        "mean",
-        "ci_low",
-        "ci_high",
-        "ci_method",
-        "n_imputed",
-        "n_dropped",
-        "diff",
-        "diff_low",
-        "diff_high",
-        "p_better",
-        "p_better_low",
-        "p_better_high",
-        "cliffs_delta",
-        "wilcoxon_p",
-    ]
-    frame = pd.DataFrame(rows, columns=cols)
-    order = {loss: i for i, loss in enumerate([base, *others])}
+    # cells without a usable trial stay in the table, with n = 0 and what went wrong
+    shown = {(r["dataset"], r["loss"]) for r in rows}
+    for (d, loss), count in not_ok.items():
+        if (d, loss) not in shown:
+            rows.append({"dataset": d, "loss": loss, "n": 0, "ci_method": "none", "n_not_ok": int(count),
+                         "n_imputed": 0, "n_dropped": int(dropped.get(d, 0))})
+    frame = pd.DataFrame(rows, columns=PER_DATASET_COLUMNS)
+    frame["n"] = frame["n"].astype(int)
+    order = {loss: i for i, loss in enumerate(losses)}
     return frame.sort_values(
         ["dataset", "loss"], key=lambda s: s.map(order) if s.name == "loss" else s, kind="stable"
     ).reset_index(drop=True)
@@ -476,16 +411,18 @@ def _summary(
     rows = []
     for loss in losses:
         sub = per_dataset[per_dataset["loss"] == loss]
+        used = sub[sub["n"] > 0]
         row: dict[str, Any] = {
             "loss": loss,
             "avg_rank": float(ranks.get(loss, np.nan)),
-            "mean": float(sub["mean"].mean()),
-            "n_datasets": int(sub["dataset"].nunique()),
+            "mean": float(used["mean"].mean()) if len(used) else float("nan"),
+            "n_datasets": int(used["dataset"].nunique()),
             "n_trials": int(sub["n"].sum()),
+            "n_not_ok": int(sub["n_not_ok"].sum()),
             "n_imputed": int(sub["n_imputed"].sum()),
             "n_dropped": int(sub["n_dropped"].sum()),
         }
-        if loss != base and loss in complete and base in complete:
+        if loss != base and loss in complete and base in complete and len(complete):
             d = sign * (complete[loss] - complete[base]).to_numpy()
             ref = complete[base].to_numpy()
             margins = np.array([stats.equivalence_margin(choice.bounded, r) for r in ref])

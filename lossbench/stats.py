@@ -10,22 +10,6 @@ import pandas as pd
 from scipy import stats
 
 
-def mean_ci(values: np.ndarray | pd.Series, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and a Student-t confidence interval over seeds; (mean, nan, nan) for one value."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, float("nan"), float("nan")
-    sem = float(x.std(ddof=1) / np.sqrt(len(x)))
-    if sem == 0:
-        return mean, mean, mean
-    lo, hi = stats.t.interval(confidence, len(x) - 1, loc=mean, scale=sem)
-    return mean, float(lo), float(hi)
-
-
 def average_ranks(table: pd.DataFrame, higher_is_better: bool = True) -> pd.Series:
     """Average rank of each column (loss) over rows (datasets); 1 is best, ties share ranks."""
     complete = table.dropna()
@@ -46,6 +30,12 @@ def average_ranks(table: pd.DataFrame, higher_is_better: bool = True) -> pd.Seri
 #: Below this many paired seeds the mean CI is a Student-t interval: BCa needs enough
 #: resamples of distinct values to estimate its acceleration, and is erratic for n < 10.
 MIN_BOOTSTRAP_N = 10
+#: No interval from fewer seeds: with one degree of freedom the t quantile is 12.7 and the interval rests
+#: on a variance guessed from two numbers (it printed 0.1667 ± 1.1403 for an F1 from 2 seeds).
+MIN_CI_N = 3
+#: Up to this many paired seeds the signed-rank test enumerates all 2^n sign patterns (exact, ties and
+#: zeros included); scipy makes the same choice for its permutation test.
+EXACT_WILCOXON_N = 13
 DEFAULT_RESAMPLES = 2000
 #: Equivalence margin for metrics bounded in [0, 1] (absolute) and otherwise (relative).
 BOUNDED_MARGIN = 0.01
@@ -53,6 +43,10 @@ RELATIVE_MARGIN = 0.01
 
 # Keep one vectorised bootstrap call under ~20 M floats of resampled data.
 _BOOTSTRAP_BUDGET = 20_000_000
+# Keep one block of exact signed-rank null distributions under ~8 M floats.
+_PERMUTATION_BUDGET = 8_000_000
+#: The whole real line: a metric without declared limits.
+UNBOUNDED = (float("-inf"), float("inf"))
 
 
 @dataclass(frozen=True)
@@ -62,7 +56,7 @@ class Interval:
     estimate: float
     low: float
     high: float
-    method: str  # "bca", "percentile", "t", "exact" (no spread) or "none" (too few values)
+    method: str  # "bca", "percentile", "t", "exact" (no spread) or "none" (fewer than MIN_CI_N values)
 
 
 def _t_interval(x: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -79,13 +73,16 @@ def batch_mean_ci(
     method: str = "auto",
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    limits: tuple[float, float] = UNBOUNDED,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mean and CI for each row of a 2-D array (rows = cells, columns = seeds).
 
     ``method="auto"``: Student t below :data:`MIN_BOOTSTRAP_N` values, BCa bootstrap
     (``scipy.stats.bootstrap``) otherwise, falling back to the percentile bootstrap for rows where
-    BCa is degenerate. ``"percentile"`` forces the percentile bootstrap (used for proportions,
-    where a t-interval is poor). Rows without spread get a zero-width interval (method ``exact``).
+    BCa is degenerate. ``"percentile"`` forces the percentile bootstrap. Rows without spread get a
+    zero-width interval (method ``exact``); below :data:`MIN_CI_N` values there is no interval (``none``).
+    Intervals are cut to ``limits``, the values the mean can take (a metric's range): the true mean
+    always lies inside it, so cutting keeps the coverage and drops only impossible values.
     Returns (mean, low, high, method) arrays. Batching rows into one scipy call is what keeps
     ``compare`` fast on large tables.
     """
@@ -95,7 +92,7 @@ def batch_mean_ci(
     low = np.full(m, np.nan)
     high = np.full(m, np.nan)
     how = np.full(m, "none", dtype=object)
-    if n < 2 or m == 0:
+    if n < MIN_CI_N or m == 0:
         return mean, low, high, how
     spread = x.max(axis=-1) - x.min(axis=-1)
     flat = spread == 0
@@ -106,7 +103,24 @@ def batch_mean_ci(
     if method == "t" or (method == "auto" and n < MIN_BOOTSTRAP_N):
         lo, hi = _t_interval(x[rows], confidence)
         low[rows], high[rows], how[rows] = lo, hi, "t"
-        return mean, low, high, how
+    else:
+        _bootstrap_rows(x, rows, low, high, how, confidence, method, n_resamples, seed)
+    return mean, np.clip(low, *limits), np.clip(high, *limits), how
+
+
+def _bootstrap_rows(
+    x: np.ndarray,
+    rows: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    how: np.ndarray,
+    confidence: float,
+    method: str,
+    n_resamples: int,
+    seed: int,
+) -> None:
+    """Fill ``low``/``high``/``how`` of ``rows`` in place with BCa (or percentile) bootstrap intervals."""
+    n = x.shape[1]
     first = "percentile" if method == "percentile" else "BCa"
     chunk = max(1, _BOOTSTRAP_BUDGET // (n * n_resamples))
     with warnings.catch_warnings():
@@ -140,25 +154,42 @@ def batch_mean_ci(
             )
             low[bad], high[bad] = res.confidence_interval.low, res.confidence_interval.high
             how[bad] = "percentile"
-    return mean, low, high, how
 
 
-def location_ci(values: np.ndarray | pd.Series, confidence: float = 0.95, seed: int = 0) -> Interval:
-    """Mean over seeds with a CI: t below 10 seeds, BCa bootstrap (percentile if degenerate) above."""
+def location_ci(
+    values: np.ndarray | pd.Series,
+    confidence: float = 0.95,
+    seed: int = 0,
+    limits: tuple[float, float] = UNBOUNDED,
+) -> Interval:
+    """Mean over seeds with a CI inside ``limits``: none below 3 seeds, t below 10, BCa bootstrap above."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
-    mean, lo, hi, how = batch_mean_ci(x[None, :], confidence, seed=seed)
+    mean, lo, hi, how = batch_mean_ci(x[None, :], confidence, seed=seed, limits=limits)
     return Interval(float(mean[0]), float(lo[0]), float(hi[0]), str(how[0]))
 
 
-def prob_better(a: np.ndarray, b: np.ndarray, higher_is_better: bool = True) -> float:
-    """P(A > B) over paired seeds: share of pairs A wins, ties counting one half."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    if not higher_is_better:
-        d = -d
-    if len(d) == 0:
-        return float("nan")
-    return float(np.mean((np.sign(d) + 1) / 2))
+def win_probability(
+    d: np.ndarray, higher_is_better: bool = True, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P(A beats B on a new seed) from paired differences ``d = a − b`` (rows = cells, columns = seeds).
+
+    A Beta posterior on the win probability θ of a Bernoulli trial per seed, with the uniform
+    Beta(1, 1) prior (Bayes–Laplace; the rule of succession gives its mean): after w wins, t ties and
+    l losses the posterior is Beta(1 + w + t/2, 1 + l + t/2), a tie counting half a win. Returns the
+    posterior mean (w + t/2 + 1) / (n + 2) and the equal-tailed ``confidence`` credible interval.
+    Unlike the share of wins with a bootstrap interval (which gave [1.00, 1.00] from 3 seeds), it
+    never claims certainty from a few seeds: 3 wins out of 3 give 0.80 [0.40, 0.99]. The probability
+    of outperforming is Bouthillier et al. (2021), "Accounting for variance in machine learning
+    benchmarks", MLSys; the Beta–Bernoulli sign test is the binary case of the Bayesian tests in
+    Benavoli et al. (2017), "Time for a change", JMLR 18(77).
+    """
+    d = np.atleast_2d(np.asarray(d, dtype=float))
+    oriented = d if higher_is_better else -d
+    wins = (np.sign(oriented) + 1).sum(axis=-1) / 2  # ties count ½
+    a, b = 1 + wins, 1 + d.shape[-1] - wins
+    tail = (1 - confidence) / 2
+    return a / (a + b), stats.beta.ppf(tail, a, b), stats.beta.ppf(1 - tail, a, b)
 
 
 def cliffs_delta(a: np.ndarray, b: np.ndarray, higher_is_better: bool = True) -> float:
@@ -180,7 +211,7 @@ class PairedComparison:
     diff_low: float
     diff_high: float
     diff_method: str
-    p_better: float
+    p_better: float  # posterior mean of P(A beats B on a new seed), see win_probability
     p_better_low: float
     p_better_high: float
     cliffs_delta: float
@@ -194,14 +225,19 @@ def paired_comparison(
     confidence: float = 0.95,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    limits: tuple[float, float] = UNBOUNDED,
 ) -> PairedComparison:
-    """Paired bootstrap CI of the mean difference, P(A better) with a bootstrap CI, Cliff's δ, Wilcoxon p.
+    """One cell: A and B over the same seeds (``a[i]`` and ``b[i]`` share seed i).
 
-    Resampling the per-seed differences *is* the paired bootstrap: each resample keeps the A and B
-    values of one seed together, as ``scipy.stats.bootstrap(..., paired=True)`` does.
+    The CI of the mean difference (t or paired bootstrap, inside the differences' possible range
+    given the metric's ``limits``), P(A better) with its credible interval, Cliff's δ and the
+    two-sided Wilcoxon signed-rank p (exact up to 13 seeds). Resampling the per-seed differences
+    *is* the paired bootstrap: each resample keeps the A and B values of one seed together, as
+    ``scipy.stats.bootstrap(..., paired=True)`` does. This is the unit that sequential designs
+    (adding seeds until a cell is conclusive) call after each new seed.
     """
     return batch_paired_comparison(
-        np.atleast_2d(a), np.atleast_2d(b), higher_is_better, confidence, n_resamples, seed
+        np.atleast_2d(a), np.atleast_2d(b), higher_is_better, confidence, n_resamples, seed, limits
     )[0]
 
 
@@ -212,81 +248,137 @@ def batch_paired_comparison(
     confidence: float = 0.95,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    limits: tuple[float, float] = UNBOUNDED,
 ) -> list[PairedComparison]:
     """:func:`paired_comparison` for many cells with the same number of seeds (rows of 2-D arrays)."""
     a = np.atleast_2d(np.asarray(a, dtype=float))
     b = np.atleast_2d(np.asarray(b, dtype=float))
     d = a - b
-    sign = 1.0 if higher_is_better else -1.0
-    wins = (np.sign(sign * d) + 1) / 2
-    mean, lo, hi, how = batch_mean_ci(d, confidence, n_resamples=n_resamples, seed=seed)
-    pmean, plo, phi, _ = batch_mean_ci(
-        wins, confidence, method="percentile", n_resamples=n_resamples, seed=seed
-    )
+    span = limits[1] - limits[0]
+    mean, lo, hi, how = batch_mean_ci(d, confidence, n_resamples=n_resamples, seed=seed, limits=(-span, span))
+    pmean, plo, phi = win_probability(d, higher_is_better, confidence)
     wilcoxon_p = batch_wilcoxon(d)
-    out = []
-    for i in range(d.shape[0]):
-        out.append(
-            PairedComparison(
-                n=int(d.shape[1]),
-                mean_diff=float(mean[i]),
-                diff_low=float(lo[i]),
-                diff_high=float(hi[i]),
-                diff_method=str(how[i]),
-                p_better=float(pmean[i]),
-                p_better_low=float(plo[i]),
-                p_better_high=float(phi[i]),
-                cliffs_delta=cliffs_delta(a[i], b[i], higher_is_better),
-                wilcoxon_p=float(wilcoxon_p[i]),
-            )
+    return [
+        PairedComparison(
+            n=int(d.shape[1]),
+            mean_diff=float(mean[i]),
+            diff_low=float(lo[i]),
+            diff_high=float(hi[i]),
+            diff_method=str(how[i]),
+            p_better=float(pmean[i]),
+            p_better_low=float(plo[i]),
+            p_better_high=float(phi[i]),
+            cliffs_delta=cliffs_delta(a[i], b[i], higher_is_better),
+            wilcoxon_p=float(wilcoxon_p[i]),
         )
-    return out
+        for i in range(d.shape[0])
+    ]
+
+
+@dataclass(frozen=True)
+class NonInferiority:
+    """One gate cell: is the oriented paired difference Δ (positive = better) above −δ, or below it?"""
+
+    n: int
+    mean: float
+    lower: float  # one-sided (1 − α) lower bound of the mean Δ
+    upper: float  # one-sided (1 − α) upper bound
+    p_regression: float  # H0 "Δ ≥ −δ" against "Δ < −δ": confidently worse by more than the margin
+    p_noninferior: float  # H0 "Δ ≤ −δ" against "Δ > −δ": no worse than the margin
+
+
+def noninferiority(d: np.ndarray, delta: float, alpha: float = 0.05) -> NonInferiority:
+    """Two one-sided paired t-tests of the per-seed oriented differences ``d`` against the margin −δ.
+
+    The unit ``gate`` applies to each (dataset, loss) cell before Holm's correction across cells, and
+    what a sequential design re-evaluates as seeds arrive. Without spread (deterministic runs) the
+    answer is exact; below two seeds there is none (NaN).
+    """
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    nan = float("nan")
+    if n < 2:
+        return NonInferiority(n, float(d.mean()) if n else nan, nan, nan, nan, nan)
+    mean = float(d.mean())
+    if float(np.ptp(d)) == 0.0:
+        worse, better = mean < -delta, mean > -delta
+        return NonInferiority(n, mean, mean, mean, 0.0 if worse else 1.0, 0.0 if better else 1.0)
+    sem = float(d.std(ddof=1) / np.sqrt(n))
+    p_reg = float(stats.ttest_1samp(d, -delta, alternative="less").pvalue)
+    p_ni = float(stats.ttest_1samp(d, -delta, alternative="greater").pvalue)
+    q = float(stats.t.ppf(1 - alpha, n - 1))
+    return NonInferiority(n, mean, mean - q * sem, mean + q * sem, p_reg, p_ni)
 
 
 def wilcoxon_signed_rank(d: np.ndarray | pd.Series, alternative: str = "two-sided") -> float:
-    """p-value of scipy's Wilcoxon signed-rank test on paired differences.
+    """p-value of the Wilcoxon signed-rank test on paired differences (see :func:`batch_wilcoxon`).
 
-    Zero differences are dropped (Wilcoxon's convention); all-zero input gives p = 1 (nothing to
-    reject) and fewer than one value NaN. With n = 5 the two-sided test cannot go below 0.0625.
-    Without ties or zeros the p-value is exact (n ≤ 50); with them it is the normal approximation
-    with tie correction, as R's ``wilcox.test`` does: scipy's ``auto`` would run a permutation
-    test there, ~0.5 s per call, too slow for thousands of cells.
+    Non-finite values are ignored; no value gives NaN, all zeros p = 1 (nothing to reject).
+    With n = 3 the two-sided test cannot go below 0.25, with n = 5 not below 0.0625.
     """
     x = np.asarray(d, dtype=float)
     x = x[np.isfinite(x)]
     if len(x) == 0:
         return float("nan")
-    if not np.any(x != 0):
-        return 1.0
-    nz = np.abs(x[x != 0])
-    tied_or_zero = len(nz) < len(x) or len(np.unique(nz)) < len(nz)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # small-sample and ties warnings
-        method = "approx" if tied_or_zero else "auto"
-        return float(stats.wilcoxon(x, alternative=alternative, method=method).pvalue)
+    return float(batch_wilcoxon(x[None, :], alternative)[0])
 
 
-def batch_wilcoxon(d: np.ndarray) -> np.ndarray:
-    """Two-sided Wilcoxon p-values for each row of a 2-D array of paired differences.
+def batch_wilcoxon(d: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
+    """Wilcoxon signed-rank p-values for each row of a 2-D array of paired differences.
 
-    One vectorised scipy call (per-row calls dominate ``compare`` on large tables); all-zero rows
-    give p = 1 as in :func:`wilcoxon_signed_rank`.
+    Zero differences are dropped (Wilcoxon's convention, scipy's default); tied |d| share ranks.
+    Without ties or zeros: scipy's exact null distribution (n ≤ 50). With them, up to
+    :data:`EXACT_WILCOXON_N` values, still exact: the statistic's null distribution is enumerated
+    over all 2^n sign patterns, as ``scipy.stats.wilcoxon(method=PermutationMethod())`` does (same
+    p-values), but for all rows in one matrix product — scipy's permutation test runs row by row,
+    seconds per thousand rows. Above 13 values with ties or zeros: scipy's normal approximation
+    with tie correction. All-zero rows give p = 1.
     """
     d = np.atleast_2d(np.asarray(d, dtype=float))
     m, n = d.shape
     p = np.full(m, np.nan)
-    if n == 0:
+    if n == 0 or m == 0:
         return p
-    # scipy's vectorised path is only fast for rows without zeros or tied |d| (exact null
-    # distribution); rows with either go through the one-row call, which picks its own method.
-    srt = np.sort(np.abs(d), axis=-1)
+    nonzero = np.any(d != 0, axis=-1)
+    p[~nonzero] = 1.0
+    rows = np.flatnonzero(nonzero)
+    if len(rows) == 0:
+        return p
+    srt = np.sort(np.abs(d[rows]), axis=-1)
     clean = np.all(srt[:, :1] > 0, axis=-1) & np.all(np.diff(srt, axis=-1) > 0, axis=-1)
-    if clean.any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            p[clean] = np.asarray(stats.wilcoxon(d[clean], axis=-1).pvalue, dtype=float).reshape(-1)
-    for i in np.flatnonzero(~clean):
-        p[i] = wilcoxon_signed_rank(d[i])
+    if n <= EXACT_WILCOXON_N and not clean.all():
+        p[rows[~clean]] = _exact_signed_rank(d[rows[~clean]], alternative)
+        rows, clean = rows[clean], clean[clean]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # without ties or zeros scipy's exact distribution is vectorised (and equals the enumeration)
+        for mask, method in ((clean, "exact" if n <= 50 else "asymptotic"), (~clean, "asymptotic")):
+            if mask.any():
+                res = stats.wilcoxon(d[rows[mask]], axis=-1, alternative=alternative, method=method)
+                p[rows[mask]] = np.asarray(res.pvalue, dtype=float).reshape(-1)
+    return p
+
+
+def _exact_signed_rank(d: np.ndarray, alternative: str) -> np.ndarray:
+    """Exact p-values of the signed-rank statistic T+ for rows of at most EXACT_WILCOXON_N values."""
+    m, n = d.shape
+    # doubled average ranks of |d| among the non-zero values are integers: T+ is compared exactly
+    ranks = stats.rankdata(np.where(d == 0, np.nan, np.abs(d)), axis=-1, nan_policy="omit")
+    ranks2 = np.nan_to_num(2 * ranks, nan=0.0)
+    observed = (ranks2 * (d > 0)).sum(axis=-1)
+    signs = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(float)  # every sign pattern
+    p = np.empty(m)
+    chunk = max(1, _PERMUTATION_BUDGET // 2**n)
+    for start in range(0, m, chunk):
+        null = ranks2[start : start + chunk] @ signs.T
+        obs = observed[start : start + chunk, None]
+        less, greater = (null <= obs).mean(axis=-1), (null >= obs).mean(axis=-1)
+        if alternative == "less":
+            p[start : start + chunk] = less
+        elif alternative == "greater":
+            p[start : start + chunk] = greater
+        else:
+            p[start : start + chunk] = np.minimum(1.0, 2 * np.minimum(less, greater))
     return p
 
 

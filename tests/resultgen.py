@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,8 +27,18 @@ def make_rows(
     data_hash: str = "h",
     wall_s: np.ndarray | None = None,
     extra: dict[str, np.ndarray] | None = None,
+    suite: str = "smoke",
+    config: dict[str, Any] | None = None,
+    protocol: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One trial row per cell of ``values`` (shape datasets × losses × seeds)."""
+    """One trial row per cell of ``values`` (shape datasets × losses × seeds).
+
+    ``config`` (JSON-able) sets the ``config`` column and a ``config_hash`` of it; ``protocol`` adds the
+    ``protocol`` column (rows without it are protocol "1"). Trial ids include the suite and configuration
+    when they are not the defaults, so two sets never share an id.
+    """
+    config_hash = "c" if config is None else hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    prefix = "" if suite == "smoke" and config is None and protocol is None else f"{suite}|{config_hash}|{protocol}|"
     nd, nl, ns = values.shape
     datasets = list(datasets or [f"d{i}" for i in range(nd)])
     losses = list(losses or [f"l{i}" for i in range(nl)])
@@ -38,10 +50,10 @@ def make_rows(
             for k, s in enumerate(seeds):
                 st = "ok" if status is None else str(status[i, j, k])
                 row: dict[str, Any] = {
-                    "trial_id": f"{d}|{loss}|{s}",
+                    "trial_id": f"{prefix}{d}|{loss}|{s}",
                     "run_id": "r",
                     "attempt": 1,
-                    "suite": "smoke",
+                    "suite": suite,
                     "suite_version": suite_version,
                     "task": "binary",
                     "dataset": d,
@@ -49,7 +61,8 @@ def make_rows(
                     "loss": loss,
                     "loss_version": loss_version,
                     "seed": int(s),
-                    "config_hash": "c",
+                    "config_hash": config_hash,
+                    "config": None if config is None else json.dumps(config, sort_keys=True),
                     "status": st,
                     "metric": metric,
                     "value": float(values[i, j, k]) if st == "ok" else None,
@@ -62,6 +75,8 @@ def make_rows(
                     "ended_at": start + timedelta(seconds=1),
                     f"m_{metric}": float(values[i, j, k]) if st == "ok" else None,
                 }
+                if protocol is not None:
+                    row["protocol"] = protocol
                 for name, arr in (extra or {}).items():
                     row[f"m_{name}"] = float(arr[i, j, k])
                 rows.append(row)
@@ -87,6 +102,7 @@ def write_results(root: Path, values: np.ndarray, curves: bool = False, **kwargs
                     }
                 )
     store.append(rows, curve_rows)
+    store.record_run({"run_id": "r"})  # the manifest, as a run leaves it
     return root
 
 
@@ -107,3 +123,21 @@ def noisy(
     if shift is not None:
         vals = vals + np.asarray(shift, dtype=float)[None, :, None]
     return vals
+
+
+def write_rows(root: Path, rows: list[dict[str, Any]], name: str = "part-test-0.parquet") -> Path:
+    """Write ``rows`` as one trials fragment of a results folder; text columns the schema lacks (``protocol``,
+    until the schema has it) stay text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lossbench.store import rows_to_table
+
+    text = sorted({k for r in rows for k, v in r.items() if isinstance(v, str)} - set(rows_to_table(rows[:0]).column_names))
+    table = rows_to_table([{k: v for k, v in r.items() if k not in text} for r in rows])
+    for col in text:
+        table = table.append_column(col, pa.array([r.get(col) for r in rows], pa.string()))
+    store = ResultStore(root)
+    store.open_for_writing()
+    pq.write_table(table, store.trials_dir / name)
+    return root

@@ -133,6 +133,9 @@ CASES: list[tuple[str, list[str], int, str, str]] = [
     ("compare-no-such-path", ["compare", "{d}/nope.parquet"], 2, "does not exist", "results: path does not exist"),
     ("run-old-results-dir", ["run", "--out", "{d}/oldresults"], 3, "schema version 0",
      "results: --out written by an older schema version"),
+    ("compare-suite-file", ["compare", "{d}/typo.toml"], 2, "is a suite file, not results",
+     "results: a suite file given to compare"),
+    ("report-no-such-path", ["report", "{d}/nope"], 2, "does not exist", "results: report on a path that does not exist"),
 ]
 
 

@@ -67,7 +67,7 @@ def test_new_loss_adds_only_its_trials_and_status_explains(tmp_path: Path, tiny_
         (["run", "--dataset", "nosuch:thing"], "No data source for scheme 'nosuch'"),
         (["run", "--loss", "focal:gamma=-2"], "must be a float in [0, inf]"),
         (["run", "--n-jobs", "0"], "--n-jobs must be at least 1"),
-        (["report", "does-not-exist"], "holds no lossbench results"),
+        (["report", "does-not-exist"], "does not exist"),
         (["list", "losses", "--format", "yaml"], "Unknown --format"),
     ],
 )

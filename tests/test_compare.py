@@ -10,9 +10,10 @@ import typer
 from typer.testing import CliRunner
 
 from lossbench.cli.compare import compare_command
-from lossbench.compare import compare, load_trials, resolve_inputs
+from lossbench.compare import compare
 from lossbench.errors import IncomparableError, ResultsError, UserError
 from lossbench.report import tables
+from lossbench.results import load_trials, resolve_inputs
 from tests.resultgen import make_rows, noisy, write_results
 
 LOSSES = ["ce", "focal", "poly"]
@@ -92,7 +93,7 @@ def test_paired_difference_per_dataset(results):
     d = values[3, 1] - values[3, 0]
     assert row["diff"] == pytest.approx(d.mean())
     assert row["diff_low"] < row["diff"] < row["diff_high"]
-    assert row["p_better"] == pytest.approx(np.mean(d > 0))
+    assert row["p_better"] == pytest.approx((np.sum(d > 0) + 1) / (len(d) + 2))  # Beta(1, 1) posterior mean
     assert -1 <= row["cliffs_delta"] <= 1 and row["ci_method"] == "bca"
 
 
@@ -145,3 +146,54 @@ def test_cli(results, tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.output
     r = runner.invoke(app, ["compare", "--help"])
     assert "Exit codes" in r.output and "Example" in r.output
+
+
+def small(values: np.ndarray, tmp_path, metric: str = "auroc", **kw):  # type: ignore[no-untyped-def]
+    return compare(load_trials([write_results(tmp_path / "small", values, losses=["ce", "focal"], metric=metric, **kw)]))
+
+
+def test_intervals_stay_inside_the_metric_range(tmp_path):
+    # 3 seeds near the top of AUROC: the t interval used to end at 1.0018
+    values = np.array([[[0.98, 0.995, 1.0], [0.97, 0.99, 1.0]]])
+    res = small(values, tmp_path)
+    assert (res.per_dataset["ci_high"] <= 1.0).all() and (res.per_dataset["ci_low"] >= 0).all()
+    assert res.per_dataset.loc[0, "ci_high"] == 1.0
+    # MCC lies in [-1, 1], not [0, 1]: its lower bound may be negative but not below −1
+    mcc = np.array([[[-0.9, -0.2, -0.99], [0.1, 0.2, 0.3]]])
+    res = small(mcc, tmp_path / "m", metric="mcc")
+    assert res.metric.limits == (-1.0, 1.0)
+    ce = res.per_dataset.set_index("loss").loc["ce"]
+    assert ce["ci_low"] == -1.0 and ce["ci_high"] > -0.2
+    # Δ of an MCC lies in [−2, 2]
+    assert (res.per_dataset["diff_high"].dropna() <= 2.0).all()
+
+
+def test_too_few_seeds_for_an_interval_says_so(tmp_path):
+    values = np.array([[[0.1, 0.2333], [0.5, 0.9]]])  # F1 from 2 seeds: 0.1667 ± 1.1403 before
+    res = small(values, tmp_path, metric="f1")
+    assert set(res.per_dataset["ci_method"]) == {"none"} and res.per_dataset["ci_low"].isna().all()
+    rows = tables.compare_dataset_rows(res)
+    assert rows.loc[0, "95% CI"] == "none (n=2 < 3)" and rows.loc[1, "Δ CI"] == "none (n=2 < 3)"
+    assert any("fewer than 3 seeds" in n for n in res.notes)
+
+
+def test_p_better_from_three_seeds_is_not_certain(tmp_path):
+    values = np.array([[[0.80, 0.81, 0.82], [0.85, 0.86, 0.87]]])  # focal wins all 3 seeds
+    res = small(values, tmp_path)
+    focal = res.per_dataset.set_index("loss").loc["focal"]
+    assert focal["p_better"] == pytest.approx(0.8)  # (3 + 1) / (3 + 2), not 1.00
+    assert focal["p_better_low"] == pytest.approx(0.025 ** 0.25)  # Beta(4, 1): quantile q = q^(1/4)
+    assert focal["p_better_high"] == pytest.approx(0.975 ** 0.25) and focal["p_better_high"] < 1
+    assert focal["wilcoxon_p"] == pytest.approx(0.25)  # the exact floor at n = 3
+
+
+def test_a_loss_whose_trials_all_failed_stays_in_the_tables(tmp_path):
+    values = noisy((3, 3, 4))
+    status = np.full(values.shape, "ok", dtype=object)
+    status[:, 2, :] = "timeout"
+    res = compare(load_trials([write_results(tmp_path / "r", values, losses=LOSSES, status=status)]))
+    poly = res.per_dataset[res.per_dataset["loss"] == "poly"]
+    assert len(poly) == 3 and set(poly["n"]) == {0} and set(poly["n_not_ok"]) == {4}
+    assert set(res.per_dataset.loc[res.per_dataset["loss"] != "poly", "n"]) == {4}  # nothing else dropped
+    assert "poly" in list(res.summary["loss"]) and not np.isfinite(res.summary.set_index("loss").loc["poly", "avg_rank"])
+    assert "no usable trial" in tables.compare_dataset_rows(res).to_string()

@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from lossbench.cli.gate import calibrate_command, gate_command
-from lossbench.errors import IncomparableError, InfrastructureError
+from lossbench.errors import IncomparableError
 from lossbench.gate import calibrate, run_gate
 from lossbench.schema import METADATA_KEY
 from lossbench.store import rows_to_table
@@ -128,11 +128,70 @@ def test_missing_cells_exit_3_unless_allowed(tmp_path, base):
 def test_all_candidate_trials_failed_exits_4(tmp_path, base):
     status = np.full(SHAPE, "oom", dtype=object)
     write_results(tmp_path / "cand", base, losses=LOSSES, status=status)
-    with pytest.raises(InfrastructureError):
-        run_gate([tmp_path / "base"], [tmp_path / "cand"])
+    res = run_gate([tmp_path / "base"], [tmp_path / "cand"])
+    assert res.outcome == "INFRASTRUCTURE_FAILURE" and res.exit_code == 4
+    assert len(res.cells) == 24 and set(res.cells["verdict"]) == {"FAILED"}  # every cell still shown
     r = gate_cli(tmp_path, "--json", str(tmp_path / "v.json"))
     assert r.exit_code == 4
     assert json.loads((tmp_path / "v.json").read_text())["outcome"] == "INFRASTRUCTURE_FAILURE"
+
+
+def test_most_candidate_trials_timed_out_exits_4_and_nothing_disappears(tmp_path):
+    # 32 of 36 candidate trials timed out: this printed INCONCLUSIVE (exit 0), and poly vanished
+    shape = (3, 3, 4)
+    values = noisy(shape, seed=5, sd=0.003)
+    write_results(tmp_path / "base", values, losses=LOSSES)
+    status = np.full(shape, "timeout", dtype=object)
+    status[0, 0, :] = "ok"
+    write_results(tmp_path / "cand", candidate(values), losses=LOSSES, status=status)
+    res = run_gate([tmp_path / "base"], [tmp_path / "cand"])
+    assert res.exit_code == 4 and res.n_candidate_failed == 32 and res.n_candidate_trials == 36
+    assert len(res.cells) == 9 and set(res.cells["loss"]) == set(LOSSES)
+    assert (res.cells["verdict"] == "FAILED").sum() == 8
+    assert "FAILED" in set(res.suite.set_index("loss").loc[["focal", "poly"], "verdict"])
+    r = gate_cli(tmp_path)
+    assert r.exit_code == 4 and "poly" in r.output and "32 of 36 candidate trials failed" in r.output
+
+
+def test_failures_within_max_failed_are_judged_on_fewer_seeds(tmp_path, base):
+    status = np.full(SHAPE, "ok", dtype=object)
+    status[0, 0, :2] = "crashed"
+    write_results(tmp_path / "cand", candidate(base), losses=LOSSES, status=status)
+    assert gate_cli(tmp_path).exit_code == 4  # --max-failed defaults to 0
+    res = run_gate([tmp_path / "base"], [tmp_path / "cand"], max_failed=2)
+    assert res.exit_code == 0
+    cell = res.cells.set_index(["dataset", "loss"]).loc[("d0", "ce")]
+    assert cell["n"] == 8 and cell["n_baseline"] == 10 and cell["n_failed"] == 2
+    from lossbench.report import tables
+
+    rows = tables.gate_cell_rows(res).set_index(["dataset", "loss"])
+    assert rows.loc[("d0", "ce"), "seeds"] == "8 of 10" and rows.loc[("d1", "ce"), "seeds"] == "10"
+    assert gate_cli(tmp_path, "--max-failed", "2").exit_code == 0
+
+
+def test_the_same_results_twice_are_refused(tmp_path, base):
+    r = CliRunner().invoke(app(), ["gate", "-b", str(tmp_path / "base"), "-c", str(tmp_path / "base")])
+    assert r.exit_code == 2 and "same result files" in r.output
+    r = CliRunner().invoke(app(), ["calibrate", str(tmp_path / "base"), str(tmp_path / "base" / "trials")])
+    assert r.exit_code == 2 and "same result files" in r.output and "--seed-offset" in r.output
+
+
+def test_calibrate_refuses_two_identical_runs_on_the_same_seeds(tmp_path, base):
+    write_results(tmp_path / "copy", base, losses=LOSSES)  # a deterministic run repeated: bit-identical
+    r = CliRunner().invoke(app(), ["calibrate", str(tmp_path / "base"), str(tmp_path / "copy")])
+    assert r.exit_code == 3 and "identical values" in r.output and "--seed-offset" in r.output
+    # other seeds of the same code: paired by seed order, σ_AA measured
+    write_results(tmp_path / "other", candidate(base, sd=0.004), losses=LOSSES, seeds=range(10, 20))
+    cal = calibrate([tmp_path / "base"], [tmp_path / "other"])
+    assert cal["metrics"]["auroc"]["sigma_aa"] > 0 and not cal["metrics"]["auroc"]["same_seeds"]
+
+
+def test_p_better_has_a_credible_interval(tmp_path, base):
+    write_results(tmp_path / "cand", candidate(base), losses=LOSSES)
+    res = run_gate([tmp_path / "base"], [tmp_path / "cand"])
+    cells = res.cells
+    assert ((cells["p_better_low"] < cells["p_better"]) & (cells["p_better"] < cells["p_better_high"])).all()
+    assert (cells["p_better_high"] < 1).all()
 
 
 def test_partial_failures_are_counted_and_diverged_counts_as_worst(tmp_path, base):
@@ -142,6 +201,7 @@ def test_partial_failures_are_counted_and_diverged_counts_as_worst(tmp_path, bas
     write_results(tmp_path / "cand", candidate(base), losses=LOSSES, status=status)
     res = run_gate([tmp_path / "base"], [tmp_path / "cand"])
     assert res.n_candidate_failed == 3
+    res = run_gate([tmp_path / "base"], [tmp_path / "cand"], max_failed=3)
     cells = res.cells.set_index(["dataset", "loss"])
     assert cells.loc[("d0", "ce"), "n"] == 7 and cells.loc[("d0", "ce"), "n_failed"] == 3
     assert cells.loc[("d1", "poly"), "verdict"] == "REGRESSION" and res.exit_code == 1
@@ -189,5 +249,5 @@ def test_calibrate_and_gate_with_calibration(tmp_path, base):
 
 def test_help_documents_exit_codes():
     out = CliRunner().invoke(app(), ["gate", "--help"]).output
-    assert "Exit codes" in out and "5 inconclusive" in out
+    assert "Exit codes" in out and "5 inconclusive" in out and "--max-failed" in out
     assert "Example" in CliRunner().invoke(app(), ["calibrate", "--help"]).output

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossbench.compare import compare, load_curves, load_trials
+from lossbench.compare import compare
 from lossbench.errors import UserError
+from lossbench.results import load_curves, load_trials
 from tests.resultgen import noisy, write_results
 
 pytest.importorskip("matplotlib")

@@ -50,6 +50,27 @@ def test_wilcoxon_degenerate_inputs():
     assert np.isnan(stats.wilcoxon_signed_rank(np.array([])))
 
 
+def test_wilcoxon_is_exact_at_small_n_with_ties_and_zeros():
+    # n = 3, all positive, two tied: the exact two-sided p is 2/8 (the floor), not the normal approximation's 0.18
+    assert stats.wilcoxon_signed_rank(np.array([0.01, 0.01, 0.02])) == pytest.approx(0.25)
+    # a zero is dropped (Wilcoxon's convention): three positive values remain
+    assert stats.wilcoxon_signed_rank(np.array([0.0, 0.01, 0.02, 0.03])) == pytest.approx(0.25)
+    # hand case with a tie: |d| = 1, 1, 2, 3 → ranks 1.5, 1.5, 3, 4; T+ = 8.5 (the −1 has rank 1.5).
+    # Of the 16 sign patterns, T+ ≥ 8.5 in 3 (8.5, 8.5, 10), T+ ≤ 8.5 in 15: two-sided p = 2 · 3/16
+    assert stats.wilcoxon_signed_rank(np.array([1.0, -1.0, 2.0, 3.0])) == pytest.approx(6 / 16)
+
+
+def test_wilcoxon_matches_scipys_exact_permutation_test():
+    rng = np.random.default_rng(9)
+    for n in (3, 6, 9):
+        d = np.round(rng.normal(0.01, 0.02, (20, n)), 2)  # ties and zeros
+        d = d[np.any(d != 0, axis=1)]
+        for alternative in ("two-sided", "less", "greater"):
+            ref = [sps.wilcoxon(r, alternative=alternative, method=sps.PermutationMethod(n_resamples=2**n)).pvalue
+                   for r in d]
+            np.testing.assert_allclose(stats.batch_wilcoxon(d, alternative), ref)
+
+
 def test_cliffs_delta_hand_case_and_mannwhitney_identity():
     a, b = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0])
     # pairs: (1,2)<, (1,4)<, (2,2)=, (2,4)<, (3,2)>, (3,4)< → (1 − 4) / 6
@@ -61,9 +82,19 @@ def test_cliffs_delta_hand_case_and_mannwhitney_identity():
     assert stats.cliffs_delta(x, y) == pytest.approx(2 * u / (len(x) * len(y)) - 1)
 
 
-def test_prob_better_counts_ties_half():
-    assert stats.prob_better([1, 2, 3, 4], [0, 2, 5, 1]) == pytest.approx((1 + 0.5 + 0 + 1) / 4)
-    assert stats.prob_better([1, 2], [2, 3], higher_is_better=False) == 1.0
+def test_win_probability_is_a_beta_posterior_with_ties_half():
+    # wins, tie, loss, win: 2.5 wins of 4 → Beta(1 + 2.5, 1 + 1.5)
+    mean, lo, hi = stats.win_probability(np.array([[1.0, 0.0, -2.0, 3.0]]))
+    assert mean[0] == pytest.approx(3.5 / 6)
+    assert lo[0] == pytest.approx(sps.beta.ppf(0.025, 3.5, 2.5)) and hi[0] == pytest.approx(sps.beta.ppf(0.975, 3.5, 2.5))
+    # direction: lower is better turns two losses into two wins
+    assert stats.win_probability(np.array([[-1.0, -2.0]]), higher_is_better=False)[0][0] == pytest.approx(0.75)
+
+
+def test_win_probability_never_claims_certainty_from_few_seeds():
+    for n in (1, 3, 5):
+        mean, lo, hi = stats.win_probability(np.ones((1, n)))
+        assert mean[0] == pytest.approx((n + 1) / (n + 2)) and hi[0] < 1 and lo[0] == pytest.approx(0.025 ** (1 / (n + 1)))
 
 
 def test_friedman_ranks_and_iman_davenport_hand_case():
@@ -111,6 +142,16 @@ def test_location_ci_t_below_ten_and_bca_above():
     assert ci.low == pytest.approx(ref.confidence_interval.low) and ci.high == pytest.approx(
         ref.confidence_interval.high
     )
+
+
+def test_location_ci_is_cut_to_the_limits_and_absent_below_three_values():
+    x = np.array([0.97, 0.99, 1.0])
+    free = stats.location_ci(x)
+    assert free.high > 1  # the t interval itself crosses the bound
+    cut = stats.location_ci(x, limits=(0.0, 1.0))
+    assert cut.method == "t" and cut.low == pytest.approx(free.low) and cut.high == 1.0
+    two = stats.location_ci(np.array([0.1, 0.2333]), limits=(0.0, 1.0))
+    assert two.method == "none" and np.isnan(two.low) and two.estimate == pytest.approx(0.16665)
 
 
 def test_degenerate_bca_falls_back_to_percentile_and_constant_is_exact(monkeypatch):
@@ -186,3 +227,14 @@ def test_batch_wilcoxon_matches_row_by_row():
     batch = stats.batch_wilcoxon(d)
     rows = np.array([stats.wilcoxon_signed_rank(r) for r in d])
     np.testing.assert_allclose(batch, rows)
+
+
+def test_noninferiority_is_two_one_sided_t_tests():
+    d = np.array([0.01, 0.02, 0.03])
+    res = stats.noninferiority(d, delta=0.01, alpha=0.05)
+    t = (0.02 + 0.01) / (0.01 / np.sqrt(3))  # sd 0.01, margin −0.01
+    assert res.p_noninferior == pytest.approx(sps.t.sf(t, 2)) and res.p_regression == pytest.approx(sps.t.cdf(t, 2))
+    assert res.lower == pytest.approx(0.02 - sps.t.ppf(0.95, 2) * 0.01 / np.sqrt(3))
+    same = stats.noninferiority(np.full(4, -0.02), delta=0.01)  # deterministic: exact answer
+    assert (same.p_regression, same.p_noninferior, same.lower) == (0.0, 1.0, -0.02)
+    assert np.isnan(stats.noninferiority(np.array([0.1]), 0.01).p_regression)

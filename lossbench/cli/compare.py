@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from lossbench.cli.console import make_console
 from lossbench.cli.errors import user_errors
@@ -22,7 +23,11 @@ class OnMissing(str, Enum):
 def compare_command(
     results: Annotated[
         list[str],
-        typer.Argument(help="Result files, globs or results directories (any mix).", show_default=False),
+        typer.Argument(
+            help="Results: a folder written by `lossbench run`, a folder of such folders, trial .parquet files, "
+            "or globs of them (any mix, any level).",
+            show_default=False,
+        ),
     ],
     metric: Annotated[
         str | None,
@@ -59,7 +64,7 @@ def compare_command(
         typer.Option(
             "--plots",
             help="Also write plots (PNG and SVG) into this folder, with example predictions per dataset when "
-            "segmentation results stored them; needs lossbench[plots].",
+            "segmentation results stored them; needs lossbench\\[plots].",
         ),
     ] = None,
     html: Annotated[
@@ -69,21 +74,26 @@ def compare_command(
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples.")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
 ) -> None:
-    """Compare losses per dataset (mean ± CI, 95% unless --confidence; paired Δ to the baseline with a
-    bootstrap CI, P(better), Cliff's δ) and across datasets (average ranks, Friedman / Iman–Davenport,
-    pairwise Wilcoxon + Holm, win/tie/loss within a practical-equivalence margin).
+    """Compare losses per dataset (mean and CI, 95% unless --confidence, inside the metric's range; paired Δ
+    to the baseline with its CI, P(better) with a credible interval, Cliff's δ, exact Wilcoxon p) and across
+    datasets (average ranks, Friedman / Iman–Davenport, pairwise Wilcoxon + Holm, win/tie/loss within a
+    practical-equivalence margin). Trials of different suites, suite versions, configurations or protocols
+    are never pooled: each dataset is labelled with its set.
 
     Exit codes: 0 done; 2 usage error or unreadable input; 3 results not comparable (schema version, or
     missing cells under --on-missing error).
 
-    Example: lossbench compare results/ --metric auroc --baseline ce --format markdown -o compare.md
+    Examples: lossbench compare results/ --metric auroc --baseline ce --format markdown -o compare.md
+
+      lossbench compare results/quickstart 'results/*/trials/*.parquet'
     """
-    from lossbench.compare import compare, load_curves, load_examples, load_trials
+    from lossbench.compare import compare
     from lossbench.report import tables
+    from lossbench.results import label_sets, load_curves, load_examples, load_trials
 
     console = make_console()
     with user_errors():
-        trials = load_trials(results)
+        trials = label_sets(load_trials(results))
         result = compare(
             trials,
             metric=metric,
@@ -105,9 +115,15 @@ def compare_command(
                 from lossbench.report.plots import all_plots
 
                 written = all_plots(result, trials, curves, plots, examples=examples)
-                console.print(f"[dim]wrote {len(written)} plot files to {plots}[/]", highlight=False)
+                n_files = sum(len(paths) for paths in written.values())
+                console.print(
+                    f"[dim]wrote {n_files} plot files ({len(written)} plots, PNG and SVG) to {escape(str(plots))}[/]",
+                    highlight=False,
+                )
             if html is not None:
                 from lossbench.report.html import write_report
+                from lossbench.report.plots import PLOTS_MISSING, plots_available
 
                 write_report(result, trials, curves, html, examples=examples)
-                console.print(f"[dim]wrote {html}[/]", highlight=False)
+                extra = "" if plots_available() else f" ({escape(PLOTS_MISSING)})"
+                console.print(f"[dim]wrote {escape(str(html))}{extra}[/]", highlight=False)

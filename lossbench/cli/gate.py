@@ -69,6 +69,14 @@ def gate_command(
             "--max-missing", min=0, help="Baseline trials allowed to lack a candidate trial before exit 3."
         ),
     ] = 0,
+    max_failed: Annotated[
+        int,
+        typer.Option(
+            "--max-failed",
+            min=0,
+            help="Candidate trials allowed to fail (failed, timeout, oom, crashed; not diverged) before exit 4.",
+        ),
+    ] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the verdict as JSON here.")] = None,
     github_summary: Annotated[
         Path | None,
@@ -81,11 +89,13 @@ def gate_command(
     ] = OutputFormat.rich,
 ) -> None:
     """Gate a candidate run against a baseline: each (dataset, loss) cell is PASS, REGRESSION or INCONCLUSIVE
-    (paired by seed, one-sided tests with Holm across cells, plus a suite-level Wilcoxon check per loss).
+    (paired by seed, one-sided tests with Holm across cells, plus a suite-level Wilcoxon check per loss);
+    a cell with no judged seed is FAILED, MISSING or NO BASELINE, and stays in the table.
 
     Exit codes: 0 pass (inconclusive allowed); 1 regression (or CHANGED in exact mode); 2 usage error;
-    3 not comparable (schema, suite version, data hash or loss version differ, or cells missing);
-    4 candidate trials failed so nothing could be judged; 5 inconclusive under --strict.
+    3 not comparable (schema, suite version, configuration, protocol, data hash or loss version differ, or
+    cells missing); 4 more candidate trials failed than --max-failed allows (default 0), or none could be
+    judged; 5 inconclusive under --strict.
 
     Example: lossbench gate --baseline main-results/ --candidate pr-results/ --calibration calibration.json
     --json verdict.json --github-summary "$GITHUB_STEP_SUMMARY"
@@ -107,6 +117,7 @@ def gate_command(
                 rtol=rtol,
                 strict=strict,
                 max_missing=max_missing,
+                max_failed=max_failed,
             )
         except UserError as exc:
             # CI still gets a machine-readable verdict when the gate cannot judge
@@ -165,8 +176,9 @@ def calibrate_command(
     """Measure seed-to-seed noise σ_AA per metric from two runs of the same code (an A/A pair) and write the
     JSON file that `lossbench gate --calibration` reads (margin δ = max(0.005, 3·σ_AA)).
 
-    Exit codes: 0 written; 2 usage error or unreadable input; 3 the runs are not an A/A pair (suite, data or
-    loss versions differ).
+    Exit codes: 0 written; 2 usage error or unreadable input (the same results twice); 3 the runs are not an
+    A/A pair (suite, configuration, data or loss versions differ, or the same seeds gave identical values:
+    run the second one with `lossbench run --seed-offset N`).
 
     Example: lossbench calibrate results-a/ results-b/ --out calibration.json
     """

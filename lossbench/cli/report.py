@@ -1,4 +1,4 @@
-"""`lossbench report`: print the summary of a results directory again."""
+"""`lossbench report`: print the summary of results again, optionally as one HTML page."""
 
 from __future__ import annotations
 
@@ -6,23 +6,31 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from lossbench.cli.console import console
 from lossbench.cli.errors import handles_errors
-from lossbench.errors import ResultsError
-from lossbench.report.summary import print_summary
-from lossbench.store import ResultStore
 
 
 @handles_errors
 def report_command(
-    results: Annotated[Path, typer.Argument(help="A results directory written by `lossbench run`.")],
+    results: Annotated[
+        list[str],
+        typer.Argument(
+            help="Results: a folder written by `lossbench run`, a folder of such folders, trial files or globs "
+            "(any mix, as for compare).",
+            show_default=False,
+        ),
+    ],
     metric: Annotated[str | None, typer.Option("--metric", "-m", help="Metric to summarise. Default: the "
                                                "suite's primary metric.")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Also write one self-contained HTML page (tables and "
                                               "plots embedded) to this path.")] = None,
 ) -> None:
-    """Print the summary tables (mean ± 95% CI, average ranks, failures) of a results directory.
+    """Print the summary tables (mean [95% CI] per dataset and loss, average ranks with the paired evidence
+    against the baseline, failures). The numbers are those of `lossbench compare`.
+
+    Exit codes: 0 done; 2 usage error or unreadable input; 3 results not comparable (schema version).
 
     Example:
 
@@ -30,16 +38,17 @@ def report_command(
 
       lossbench report results/quickstart --html report.html
     """
-    store = ResultStore(results)
-    if not store.trials_dir.is_dir():
-        raise ResultsError(f"{str(results)!r} holds no lossbench results.", "Pass the --out of a `lossbench run`.")
-    trials = store.read_trials()
-    if metric is not None and metric != trials["metric"].iloc[0] and f"m_{metric}" not in trials:
-        available = sorted(c[2:] for c in trials.columns if c.startswith("m_"))
-        raise ResultsError(f"No metric {metric!r} in {str(results)!r}.", f"Available: {', '.join(available)}.")
-    print_summary(trials, console, metric)
+    from lossbench.compare import compare
+    from lossbench.report.summary import render_summary
+    from lossbench.results import label_sets, load_trials
+
+    trials = label_sets(load_trials(results))
+    result = compare(trials, metric=metric)
+    console.print(render_summary(trials, result))
     if html is not None:
         from lossbench.cli.report_html import write_html_report
+        from lossbench.report.plots import PLOTS_MISSING, plots_available
 
         written = write_html_report(results, html, metric=metric)
-        console.print(f"HTML report: {written}")
+        note = "" if plots_available() else f" ({PLOTS_MISSING})"
+        console.print(escape(f"HTML report: {written}{note}"))

@@ -49,6 +49,15 @@ class Metric:
     from_counts: Callable[..., np.ndarray] | None = None
     #: For ``<name>_tuned``: the thresholded metric it evaluates at the threshold tuned on validation data.
     tuned_of: str = ""
+    #: The values the metric can take, when not [0, 1] (``bounded``) or the whole real line: MCC (-1, 1),
+    #: log loss (0, inf). Confidence intervals are kept inside it.
+    limits: tuple[float, float] | None = None
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        if self.limits is not None:
+            return self.limits
+        return (0.0, 1.0) if self.bounded else (float("-inf"), float("inf"))
 
     @property
     def thresholded(self) -> bool:
@@ -76,12 +85,13 @@ def register_metric(
     bounded: bool = True,
     description: str = "",
     from_counts: Callable[..., np.ndarray] | None = None,
+    limits: tuple[float, float] | None = None,
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Register a metric that consumes ``input`` predictions; one on ``labels`` also gets ``<name>_tuned``."""
 
     def add(fn: Callable[..., float]) -> Callable[..., float]:
         metric = Metric(name, fn, greater_is_better, tasks, bounded, description or (fn.__doc__ or "").strip(),
-                        input, from_counts)
+                        input, from_counts, limits=limits)
         METRICS.register(name, metric, greater_is_better=greater_is_better)
         if metric.thresholded:
             register_tuned(metric)
@@ -98,6 +108,6 @@ def register_tuned(base: Metric) -> Metric:
     """
     metric = Metric(f"{base.name}_tuned", base.fn, base.greater_is_better, base.tasks, base.bounded,
                     f"{base.description.rstrip('.')}, at the threshold tuned on the validation split.",
-                    "tuned_labels", None, base.name)
+                    "tuned_labels", None, base.name, base.limits)
     METRICS.register(metric.name, metric, greater_is_better=base.greater_is_better)
     return metric

@@ -76,7 +76,8 @@ def f1(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
                         zero_division=0)
 
 
-@register_metric("mcc", greater_is_better=True, tasks=CLS, bounded=False, input="labels", from_counts=_mcc_counts)
+@register_metric("mcc", greater_is_better=True, tasks=CLS, bounded=False, input="labels", from_counts=_mcc_counts,
+                 limits=(-1.0, 1.0))
 def mcc(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
     """Matthews correlation coefficient, in [-1, 1]."""
     return skm.matthews_corrcoef(y, predict(proba, threshold))
@@ -110,7 +111,7 @@ def auprc(y: np.ndarray, proba: np.ndarray) -> float:
     return skm.average_precision_score(onehot, proba, average="macro")
 
 
-@register_metric("brier", greater_is_better=False, tasks=CLS, bounded=False)
+@register_metric("brier", greater_is_better=False, tasks=CLS, bounded=False, limits=(0.0, 2.0))
 def brier(y: np.ndarray, proba: np.ndarray) -> float:
     """Multi-class Brier score: mean squared distance to the one-hot label (0 is best)."""
     onehot = np.eye(proba.shape[1])[y]
@@ -131,7 +132,7 @@ def ece(y: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> float:
     return total
 
 
-@register_metric("log_loss", greater_is_better=False, tasks=CLS, bounded=False)
+@register_metric("log_loss", greater_is_better=False, tasks=CLS, bounded=False, limits=(0.0, float("inf")))
 def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
     """Negative log-likelihood of the labels."""
     return skm.log_loss(y, _renormalised(proba), labels=_labels(proba))

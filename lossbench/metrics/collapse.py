@@ -21,7 +21,7 @@ def _class_means(y: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return classes, means, mu_g
 
 
-@register_metric("nc1", greater_is_better=False, tasks=CLS, input="features", bounded=False)
+@register_metric("nc1", greater_is_better=False, tasks=CLS, input="features", bounded=False, limits=(0.0, float("inf")))
 def nc1(y: np.ndarray, h: np.ndarray) -> float:
     """NC1 = tr(Σ_W Σ_B⁺)/K: within-class variability relative to the spread of class means (0 = collapsed)."""
     h = np.asarray(h, dtype=np.float64)
@@ -35,7 +35,7 @@ def nc1(y: np.ndarray, h: np.ndarray) -> float:
     return float(np.trace(sigma_w @ np.linalg.pinv(sigma_b, rcond=1e-10)) / len(classes))
 
 
-@register_metric("nc2", greater_is_better=False, tasks=CLS, input="features", bounded=False)
+@register_metric("nc2", greater_is_better=False, tasks=CLS, input="features", bounded=False, limits=(0.0, float("inf")))
 def nc2(y: np.ndarray, h: np.ndarray) -> float:
     """NC2 (equiangularity): std of the pairwise cosines of centred class means; a simplex ETF has every cosine
     −1/(K−1) and so 0. (The equinorm part, the coefficient of variation of their norms, is ``nc2_norm``.)"""

@@ -131,7 +131,8 @@ def global_auroc(scores: np.ndarray, relevant: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-@register_metric("rankme", greater_is_better=True, tasks=EMB, input="embeddings", bounded=False,
+@register_metric("rankme", greater_is_better=True, tasks=EMB, input="embeddings", bounded=False, limits=(1.0,
+                 float("inf")),
                  description="RankMe effective rank exp(entropy of normalised singular values), Garrido et al. 2023")
 def rankme(embeddings: np.ndarray, labels: np.ndarray | None = None) -> float:
     sv = np.linalg.svd(np.asarray(embeddings, dtype=np.float64), compute_uv=False)
@@ -146,7 +147,7 @@ def _subsample(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
     return embeddings[idx], labels[idx]
 
 
-@register_metric("uniformity", greater_is_better=True, tasks=EMB, input="embeddings", bounded=False,
+@register_metric("uniformity", greater_is_better=True, tasks=EMB, input="embeddings", bounded=False, limits=(0.0, 8.0),
                  description="−log E exp(−2‖f(x) − f(y)‖²) over distinct pairs (Wang & Isola 2020); higher = more uniform")
 def uniformity(embeddings: np.ndarray, labels: np.ndarray) -> float:
     z, _ = _subsample(np.asarray(embeddings, dtype=np.float64), np.asarray(labels))
@@ -156,7 +157,7 @@ def uniformity(embeddings: np.ndarray, labels: np.ndarray) -> float:
     return float(-(np.log(np.mean(np.exp(vals - vals.max()))) + vals.max()))
 
 
-@register_metric("tolerance", greater_is_better=True, tasks=EMB, input="embeddings", bounded=False,
+@register_metric("tolerance", greater_is_better=True, tasks=EMB, input="embeddings", bounded=False, limits=(-1.0, 1.0),
                  description="Mean cosine similarity of distinct same-class pairs (Wang & Liu 2021, practical variant)")
 def tolerance(embeddings: np.ndarray, labels: np.ndarray) -> float:
     z, y = _subsample(np.asarray(embeddings, dtype=np.float64), np.asarray(labels))

@@ -107,19 +107,22 @@ def cldice(masks: np.ndarray, prob: np.ndarray) -> float:
     return _per_image(cldice_score, masks, prob)
 
 
-@register_metric("betti0_error", greater_is_better=False, tasks=SEG, input="masks", bounded=False)
+@register_metric("betti0_error", greater_is_better=False, tasks=SEG, input="masks", bounded=False, limits=(0.0,
+                 float("inf")))
 def betti0_error(masks: np.ndarray, prob: np.ndarray) -> float:
     """|beta_0(P) - beta_0(G)|: components, 4-connected foreground."""
     return _per_image(lambda p, g: abs(betti_numbers(p)[0] - betti_numbers(g)[0]), masks, prob)
 
 
-@register_metric("betti1_error", greater_is_better=False, tasks=SEG, input="masks", bounded=False)
+@register_metric("betti1_error", greater_is_better=False, tasks=SEG, input="masks", bounded=False, limits=(0.0,
+                 float("inf")))
 def betti1_error(masks: np.ndarray, prob: np.ndarray) -> float:
     """|beta_1(P) - beta_1(G)|: holes, 8-connected background."""
     return _per_image(lambda p, g: abs(betti_numbers(p)[1] - betti_numbers(g)[1]), masks, prob)
 
 
-@register_metric("betti_matching_error", greater_is_better=False, tasks=SEG, input="masks", bounded=False)
+@register_metric("betti_matching_error", greater_is_better=False, tasks=SEG, input="masks", bounded=False, limits=(0.0,
+                 float("inf")))
 def betti_matching_error(masks: np.ndarray, prob: np.ndarray) -> float:
     """Unmatched bars in dimensions 0 and 1 after the induced matching, relative to the border (Stucki et al. 2023)."""
     from lossbench.losses.topology import betti_matching_error as bm
@@ -127,7 +130,7 @@ def betti_matching_error(masks: np.ndarray, prob: np.ndarray) -> float:
     return _per_image(lambda p, g: bm(p, g, relative=True), masks, prob)
 
 
-@register_metric("hd95", greater_is_better=False, tasks=SEG, input="masks", bounded=False)
+@register_metric("hd95", greater_is_better=False, tasks=SEG, input="masks", bounded=False, limits=(0.0, float("inf")))
 def hd95(masks: np.ndarray, prob: np.ndarray) -> float:
     """Symmetric 95th-percentile Hausdorff distance of the boundaries, pixels (one mask empty: diagonal)."""
     return _per_image(hd95_score, masks, prob)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lossbench import stats
 from lossbench.compare import CompareResult
 from lossbench.errors import UserError
 from lossbench.report import tables
@@ -92,6 +93,8 @@ def render_html(
         "<h2>Summary</h2>",
         _table(tables.compare_summary_rows(result)),
     ]
+    if len(result.sets) > 1:
+        parts += ["<h2>Comparable sets</h2>", _table(result.sets)]
     f = result.friedman
     if f is not None:
         parts.append(
@@ -107,8 +110,9 @@ def render_html(
         parts += ["<h2>Example predictions</h2>", *example_figures]
     parts += [
         "<h2>Per dataset</h2>",
-        f'<p class="note">Mean ± {tables.ci_label(result)} over seeds; Δ = loss − baseline over paired seeds with a '
-        "bootstrap CI; P(better) = share of paired seeds the loss wins (ties ½).</p>",
+        f'<p class="note">Mean and {tables.ci_label(result)} over seeds (none below {stats.MIN_CI_N} seeds; kept '
+        "inside the metric's range); Δ = loss − baseline over paired seeds with its CI; "
+        f"{html.escape(tables.P_BETTER_CAPTION)}.</p>",
         _table(tables.compare_dataset_rows(result)),
     ]
     if len(result.pairwise):

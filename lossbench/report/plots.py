@@ -22,6 +22,15 @@ if TYPE_CHECKING:
     from lossbench.compare import CompareResult
 
 INSTALL_HINT = "Install the plotting extra: pip install 'lossbench[plots]'"
+#: What a page or command without plots says about them.
+PLOTS_MISSING = "tables only: plots need matplotlib, pip install 'lossbench[plots]'"
+
+
+def plots_available() -> bool:
+    """Whether matplotlib can be imported (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def pyplot() -> Any:
@@ -259,7 +268,7 @@ def all_plots(
 ) -> dict[str, list[Path]]:
     """Draw every plot the data allows into ``folder``; returns {plot name: [png, svg]}.
 
-    ``examples`` (trial_id → stored examples file, :func:`lossbench.compare.load_examples`) adds one
+    ``examples`` (trial_id → stored examples file, :func:`lossbench.results.load_examples`) adds one
     ``examples-<dataset>`` grid per dataset that has them.
     """
     folder = Path(folder)

@@ -120,7 +120,7 @@ def example_grids(
 ) -> dict[str, list[Path]]:
     """One grid per dataset from stored examples: {``examples-<dataset>``: [png, svg]}; empty when none are stored.
 
-    ``examples`` maps trial_id → examples file (:func:`lossbench.compare.load_examples`). Only ok trials count;
+    ``examples`` maps trial_id → examples file (:func:`lossbench.results.load_examples`). Only ok trials count;
     columns follow ``losses``; one seed per dataset (:func:`pick_seed`), so every column shows the same images.
     """
     needed = {"trial_id", "status", "dataset", "loss", "seed"}
@@ -159,31 +159,3 @@ def example_grids(
         stem = _stem(str(dataset), taken)
         out[stem] = save(fig, Path(folder) / stem)
     return out
-
-
-def plot_suite_examples(
-    dataset: str, losses: Sequence[str], out_dir: str | Path, *, seed: int = 0, n_examples: int = 4,
-    suite: str = "segmentation",
-) -> Path:
-    """Train one model per loss as the suite would (one seed) and plot test predictions side by side.
-
-    For documentation figures outside a run; reports draw :func:`example_grids` from stored examples instead.
-    """
-    from lossbench.runner import expand
-    from lossbench.suite import load_suite
-    from lossbench.trial import setup, train_setup
-
-    spec_suite = load_suite(suite)
-    trials, _ = expand(spec_suite, losses=list(losses), datasets=[dataset], seeds=[seed])
-    preds: dict[str, np.ndarray] = {}
-    test = None
-    for spec in trials:
-        ready = setup(spec)  # split, weights and loss exactly as the trial's
-        train_setup(spec, ready)
-        model = ready.method.finish(ready.model, ready.prepared)
-        test = ready.prepared.test
-        preds[spec.loss] = ready.task.predict_proba(model, test.X[:n_examples])
-    assert test is not None
-    name = dataset.split("#")[0].replace(":", "-")
-    return plot_examples(test.X[:n_examples].numpy(), test.y[:n_examples].numpy(), preds,
-                         Path(out_dir) / f"{name}-seed{seed}.png")

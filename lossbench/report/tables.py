@@ -8,13 +8,23 @@ import math
 from typing import Any
 
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
+from lossbench import stats
 from lossbench.compare import CompareResult
 from lossbench.gate import GateResult
 
 FORMATS = ("rich", "json", "markdown", "csv")
-_VERDICT_STYLE = {"PASS": "green", "REGRESSION": "bold red", "INCONCLUSIVE": "yellow", "CHANGED": "bold red"}
+_VERDICT_STYLE = {
+    "PASS": "green",
+    "REGRESSION": "bold red",
+    "INCONCLUSIVE": "yellow",
+    "CHANGED": "bold red",
+    "FAILED": "bold red",
+    "MISSING": "yellow",
+    "NO BASELINE": "yellow",
+}
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -33,6 +43,29 @@ def _ci(lo: float, hi: float, digits: int = 4) -> str:
     if lo is None or hi is None or (isinstance(lo, float) and math.isnan(lo)):
         return "–"
     return f"[{fmt(lo, digits)}, {fmt(hi, digits)}]"
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and not math.isfinite(value))
+
+
+def estimate(mean: float, lo: float, hi: float, n: int, digits: int = 4) -> str:
+    """"0.8123 [0.8011, 0.8235]"; without an interval, why: no usable trial, or too few seeds."""
+    if n == 0:
+        return "no usable trial"
+    if not _finite(mean):
+        return "–"
+    if n < stats.MIN_CI_N or not _finite(lo):
+        return f"{fmt(mean, digits)} (n={n}, no CI)"
+    return f"{fmt(mean, digits)} {_ci(lo, hi, digits)}"
+
+
+def _interval(lo: float, hi: float, n: int, digits: int = 4) -> str:
+    if n == 0:
+        return "–"
+    if n < stats.MIN_CI_N or not _finite(lo):
+        return f"none (n={n} < {stats.MIN_CI_N})"
+    return _ci(lo, hi, digits)
 
 
 def _pvalue(p: float) -> str:
@@ -73,6 +106,7 @@ def compare_summary_rows(result: CompareResult) -> pd.DataFrame:
             "Wilcoxon p": _pvalue(r.get("wilcoxon_p")),
             "datasets": str(r["n_datasets"]),
             "trials": str(r["n_trials"]),
+            "not ok": str(r["n_not_ok"]),
             "imputed": str(r["n_imputed"]),
             "dropped": str(r["n_dropped"]),
         }
@@ -93,24 +127,48 @@ def compare_dataset_rows(result: CompareResult) -> pd.DataFrame:
     rows = []
     for r in result.per_dataset.to_dict(orient="records"):
         base = r["loss"] == result.baseline
+        n = int(r["n"])
+        paired = not base and n > 0
         rows.append(
             {
                 "dataset": r["dataset"],
                 "loss": r["loss"],
-                "n": str(r["n"]),
-                "mean": fmt(r["mean"]),
-                ci_label(result): _ci(r["ci_low"], r["ci_high"]),
-                "Δ vs baseline": "–" if base else fmt(r["diff"]),
-                "Δ CI": "–" if base else _ci(r["diff_low"], r["diff_high"]),
-                "P(better)": "–"
-                if base
-                else f"{fmt(r['p_better'], 2)} {_ci(r['p_better_low'], r['p_better_high'], 2)}",
-                "Cliff's δ": "–" if base else fmt(r["cliffs_delta"], 2),
+                "n": str(n),
+                "mean": fmt(r["mean"]) if n else "no usable trial",
+                ci_label(result): _interval(r["ci_low"], r["ci_high"], n),
+                "Δ vs baseline": fmt(r["diff"]) if paired else "–",
+                "Δ CI": _interval(r["diff_low"], r["diff_high"], n) if paired else "–",
+                "P(better)": f"{fmt(r['p_better'], 2)} {_ci(r['p_better_low'], r['p_better_high'], 2)}"
+                if paired
+                else "–",
+                "Cliff's δ": fmt(r["cliffs_delta"], 2) if paired else "–",
+                "not ok": str(r["n_not_ok"]),
                 "imputed": str(r["n_imputed"]),
                 "dropped": str(r["n_dropped"]),
             }
         )
     return pd.DataFrame(rows)
+
+
+def summary_matrix(result: CompareResult) -> pd.DataFrame:
+    """Datasets × losses, each cell "mean [CI]" (the end-of-run and ``report`` table)."""
+    frame = result.per_dataset
+    cols: dict[str, list[str]] = {"dataset": []}
+    for loss in result.losses:
+        cols[loss] = []
+    for dataset, group in frame.groupby("dataset", sort=True):
+        by_loss = group.set_index("loss")
+        cols["dataset"].append(str(dataset))
+        for loss in result.losses:
+            if loss not in by_loss.index:
+                cols[loss].append("–")
+                continue
+            c = by_loss.loc[loss]
+            text = estimate(c["mean"], c["ci_low"], c["ci_high"], int(c["n"]))
+            if int(c["n_not_ok"]):
+                text += f" ({int(c['n_not_ok'])} not ok)"
+            cols[loss].append(text)
+    return pd.DataFrame(cols)
 
 
 def _rich(
@@ -124,23 +182,31 @@ def _rich(
             no_wrap=col in ("loss", "dataset"),
         )
     for row in frame.itertuples(index=False):
-        table.add_row(*[str(v) for v in row])
+        table.add_row(*[escape(str(v)) for v in row])  # dataset names and loss specs are text, not markup
     return table
+
+
+P_BETTER_CAPTION = (
+    "P(better) = probability that the loss beats the baseline on a new seed: Beta posterior mean with its "
+    "credible interval (uniform prior; ties count ½), n = paired seeds"
+)
+
+
+def omnibus_line(result: CompareResult) -> str:
+    f = result.friedman
+    if f is None:
+        return "Friedman: needs ≥ 3 losses and ≥ 2 datasets"
+    return (
+        f"Friedman χ²={fmt(f.chi2, 2)} p={_pvalue(f.p_chi2)}; "
+        f"Iman–Davenport F={fmt(f.iman_davenport_f, 2)} "
+        f"p={_pvalue(f.p_iman_davenport)} (N={f.n_datasets}, k={f.n_losses})"
+    )
 
 
 def compare_tables(result: CompareResult) -> list[Table]:
     """Rich tables: per-loss summary, then per dataset, then the pairwise tests."""
     direction = "higher" if result.metric.higher_is_better else "lower"
-    f = result.friedman
-    omnibus = (
-        "Friedman: needs ≥ 3 losses and ≥ 2 datasets"
-        if f is None
-        else (
-            f"Friedman χ²={fmt(f.chi2, 2)} p={_pvalue(f.p_chi2)}; "
-            f"Iman–Davenport F={fmt(f.iman_davenport_f, 2)} "
-            f"p={_pvalue(f.p_iman_davenport)} (N={f.n_datasets}, k={f.n_losses})"
-        )
-    )
+    omnibus = omnibus_line(result)
     tables = [
         _rich(
             compare_summary_rows(result),
@@ -149,9 +215,8 @@ def compare_tables(result: CompareResult) -> list[Table]:
         ),
         _rich(
             compare_dataset_rows(result),
-            f"Per dataset: mean ± {ci_label(result)} over seeds, paired Δ = loss − baseline",
-            caption="P(better) = share of paired seeds where the loss beats the baseline (ties ½), "
-            "with a bootstrap CI",
+            f"Per dataset: mean and {ci_label(result)} over seeds, paired Δ = loss − baseline",
+            caption=P_BETTER_CAPTION,
         ),
     ]
     if len(result.pairwise):
@@ -214,32 +279,46 @@ def _markdown(frame: pd.DataFrame) -> str:
 # -- gate ---------------------------------------------------------------------------------------------
 
 
+def _seeds(r: dict[str, Any]) -> str:
+    """Judged seeds, "7 of 10" when fewer than the baseline's usable seeds."""
+    n, base = int(r["n"]), int(r.get("n_baseline", r["n"]) or 0)
+    return str(n) if n >= base else f"{n} of {base}"
+
+
 def gate_cell_rows(result: GateResult) -> pd.DataFrame:
     rows = []
     for r in result.cells.to_dict(orient="records"):
+        judged = int(r["n"]) > 0
         row = {
             "verdict": r["verdict"],
             "dataset": r["dataset"],
             "loss": r["loss"],
-            "n": str(r["n"]),
-            "baseline": fmt(r["baseline"]),
-            "candidate": fmt(r["candidate"]),
-            "Δ": fmt(r["diff"]),
+            "seeds": _seeds(r),
+            "baseline": fmt(r.get("baseline")),
+            "candidate": fmt(r.get("candidate")),
+            "Δ": fmt(r.get("diff")),
         }
         if result.mode == "stat":
             row.update(
                 {
-                    "one-sided CI (oriented)": _ci(r["lower"], r["upper"]),
-                    "δ": fmt(r["delta"]),
-                    "P(better)": fmt(r["p_better"], 2),
-                    "p regr (Holm)": _pvalue(r["p_regression_holm"]),
-                    "p non-inf (Holm)": _pvalue(r["p_noninferior_holm"]),
+                    "one-sided CI (oriented)": _ci(r.get("lower"), r.get("upper")),
+                    "δ": fmt(r.get("delta")),
+                    "P(better)": f"{fmt(r['p_better'], 2)} {_ci(r['p_better_low'], r['p_better_high'], 2)}"
+                    if judged
+                    else "–",
+                    "p regr (Holm)": _pvalue(r.get("p_regression_holm")),
+                    "p non-inf (Holm)": _pvalue(r.get("p_noninferior_holm")),
                 }
             )
         else:
-            row.update({"max |Δ|": f"{r['max_abs_diff']:.3g}", "changed seeds": str(int(r["n_changed"]))})
-        if r.get("n_failed"):
-            row["failed"] = str(r["n_failed"])
+            row.update(
+                {
+                    "max |Δ|": f"{r['max_abs_diff']:.3g}" if judged else "–",
+                    "changed seeds": str(int(r["n_changed"])) if judged else "–",
+                }
+            )
+        row["failed"] = str(int(r.get("n_failed") or 0))
+        row["missing"] = str(int(r.get("n_missing") or 0))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -253,9 +332,9 @@ def gate_suite_rows(result: GateResult) -> pd.DataFrame:
                 "verdict": r["verdict"],
                 "loss": r["loss"],
                 "datasets": str(r["n_datasets"]),
-                "median Δ (oriented)": fmt(r["median_diff"]),
-                "median Δ/δ": fmt(r["median_norm_diff"], 2),
-                "Wilcoxon p (Holm)": _pvalue(r["p_holm"]),
+                "median Δ (oriented)": fmt(r.get("median_diff")),
+                "median Δ/δ": fmt(r.get("median_norm_diff"), 2),
+                "Wilcoxon p (Holm)": _pvalue(r.get("p_holm")),
             }
             for r in result.suite.to_dict(orient="records")
         ]
@@ -264,9 +343,15 @@ def gate_suite_rows(result: GateResult) -> pd.DataFrame:
 
 def _headline(result: GateResult) -> str:
     counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts().items()))
+    failed = (
+        f"; {result.n_candidate_failed} of {result.n_candidate_trials} candidate trials failed "
+        f"(--max-failed {result.max_failed})"
+        if result.n_candidate_failed
+        else ""
+    )
     return (
         f"{result.outcome} (exit {result.exit_code}) — {result.mode} mode, metric {result.metric.name}, "
-        f"margin from {result.margin_source}; cells: {counts or 'none'}"
+        f"margin from {result.margin_source}; cells: {counts or 'none'}{failed}"
     )
 
 
@@ -291,9 +376,9 @@ def gate_to_json(result: GateResult) -> str:
 
 def gate_to_markdown(result: GateResult) -> str:
     """The GitHub job-summary Markdown: headline, non-passing cells first, the suite checks, notes."""
-    icon = {"PASS": "✅", "REGRESSION": "❌", "CHANGED": "❌", "INCONCLUSIVE": "⚠️"}.get(result.outcome, "")
+    icon = {"PASS": "✅", "INCONCLUSIVE": "⚠️"}.get(result.outcome, "❌")
     rows = gate_cell_rows(result)
-    order = {"REGRESSION": 0, "CHANGED": 0, "INCONCLUSIVE": 1, "PASS": 2}
+    order = {"REGRESSION": 0, "CHANGED": 0, "FAILED": 1, "MISSING": 1, "NO BASELINE": 1, "INCONCLUSIVE": 2, "PASS": 3}
     if len(rows):
         rows = rows.sort_values("verdict", key=lambda s: s.map(order), kind="stable")
     parts = [f"## {icon} lossbench gate: {result.outcome}", "", _headline(result), "", _markdown(rows)]
