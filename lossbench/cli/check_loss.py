@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from lossbench.cli.console import make_console
-from lossbench.conformance import CHECKS, CheckResult, run_all, run_checks
-from lossbench.errors import SpecError
+from lossbench.cli.output import OutputFormat, records_to_csv, records_to_markdown
 
-FORMATS = ("table", "json")
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from lossbench.conformance import CheckResult
+
 #: Short column headers so the table fits a terminal.
 HEADERS = {
     "defaults": "defaults",
@@ -29,6 +31,10 @@ HEADERS = {
 
 def render_table(results: list[CheckResult]) -> Table:
     """One row per loss, one column per check; a failing cell names the reason below the table."""
+    from rich.table import Table
+
+    from lossbench.conformance import CHECKS
+
     table = Table(title="Loss conformance", show_lines=False)
     table.add_column("loss", style="bold", no_wrap=True)
     checks = [c for c in CHECKS if any(r.check == c for r in results)]
@@ -54,9 +60,11 @@ def render_table(results: list[CheckResult]) -> Table:
 
 
 def check_loss(
-    name: Optional[str] = typer.Argument(None, help="A registered loss name, e.g. focal."),  # noqa: UP045
-    all_: bool = typer.Option(False, "--all", help="Check every registered loss."),
-    format: str = typer.Option("table", "--format", help="table or json."),
+    name: Annotated[str | None, typer.Argument(help="A registered loss name, e.g. focal.", show_default=False)]
+    = None,
+    all_: Annotated[bool, typer.Option("--all", help="Check every registered loss.")] = False,
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+    = OutputFormat.table,
 ) -> None:
     """Check that a loss is finite at extreme logits, has correct gradients, honours its declared
     batch dependence, reduction and defaults, is deterministic under a seed and runs on every device.
@@ -65,14 +73,19 @@ def check_loss(
 
     Example: lossbench check-loss focal  (or: lossbench check-loss --all --format json)
     """
-    if format not in FORMATS:
-        raise SpecError(f"Unknown --format {format!r}.", "Use --format table or --format json.")
+    from lossbench.conformance import run_all, run_checks
+    from lossbench.errors import SpecError
+
     if (name is None) == (not all_):
         raise SpecError("Name one loss or pass --all.", "Example: lossbench check-loss focal")
     results = run_all() if all_ else run_checks(str(name))
     console = make_console()
-    if format == "json":
-        console.print_json(json.dumps([r.to_dict() for r in results]))
+    records: list[dict[str, Any]] = [r.to_dict() for r in results]
+    if output_format is OutputFormat.json:
+        console.print_json(json.dumps(records))
+    elif output_format in (OutputFormat.markdown, OutputFormat.csv):
+        render = records_to_csv if output_format is OutputFormat.csv else records_to_markdown
+        typer.echo(render(records, list(records[0]) if records else []), nl=False)
     else:
         console.print(render_table(results))
         for r in results:
