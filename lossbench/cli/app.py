@@ -89,7 +89,7 @@ class Verbs(TyperGroup):
         except typer.TyperException as exc:  # Click's usage errors
             if type(exc).__name__ == "NoArgsIsHelpError":  # bare `lossbench`: the help was printed
                 sys.exit(0)
-            message = exc.format_message().rstrip()
+            message = exc.format_message().replace("Value error, ", "").rstrip()  # pydantic's prefix says nothing
             message += "" if message.endswith((".", "?", "!")) else "."
             report_error(UserError(message, usage_hint(exc, argv), exc.exit_code))
             sys.exit(exc.exit_code)
