@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import uuid
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -56,27 +55,32 @@ EXAMPLE_KEYS = ("image", "mask", "proba", "index")
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
+def temporary_name(path: Path) -> Path:
+    """A fresh hidden name beside ``path`` (``.NAME.XXXX.tmp``: the next run under the lock removes leftovers)."""
+    return path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+
+
+# Files are created by open() rather than mkstemp, whose 0600 would ignore the umask: a team shares results.
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temporary_name(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "xb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = temporary_name(path)
     try:
         pq.write_table(table, tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -105,6 +109,19 @@ class ResultStore:
         self._writer_id = uuid.uuid4().hex[:8]
 
     # -- writing ----------------------------------------------------------------------------------
+    def check_writable(self) -> None:
+        """Fail now if the directory could not be created or written, creating nothing (a refused run leaves
+        no empty folders behind)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise ResultsError(f"--out {str(self.root)!r} is a file, not a directory.", "Choose a directory path.")
+        existing = self.root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            reason = "not a directory" if not existing.is_dir() else "permission denied"
+            raise ResultsError(f"Cannot write to results directory {str(self.root)!r} ({str(existing)!r}: {reason}).",
+                               "Choose a writable --out directory.")
+
     def open_for_writing(self) -> None:
         """Create the directory (or check an existing one) before any trial runs."""
         if self.root.exists() and not self.root.is_dir():
@@ -220,6 +237,29 @@ class ResultStore:
         except OSError as exc:
             raise write_failed(self.root, exc) from None
 
+    def check_same_experiment(self, suite: Mapping[str, Any]) -> None:
+        """Refuse to add a run of another suite, suite version or configuration to this directory.
+
+        ``suite`` is the resolved suite a run records in the manifest. Runs into one directory may differ in
+        datasets, losses, seeds and reported metrics (they extend one experiment), nothing else: pooled,
+        trials trained under two protocols would be compared as if they were one.
+        """
+        for run in self.read_manifest().get("runs", []):
+            held = run.get("suite")
+            if not isinstance(held, Mapping):
+                continue
+            differences = experiment_differences(held, suite)
+            if not differences:
+                continue
+            here, there = describe_suite(suite), describe_suite(held)
+            detail = "" if here != there else " with another configuration (" + "; ".join(
+                f"{key}: {new!r} here, {old!r} in the folder" for key, old, new in differences[:3]) + ")"
+            raise ResultsError(
+                f"{str(self.root)!r} holds results of {there}; this run is {here}{detail}.",
+                "Write to another --out directory, or remove the folder to start over "
+                "(one folder holds one experiment, so its trials stay comparable).",
+            )
+
     # -- reading ----------------------------------------------------------------------------------
     def check_schema(self) -> None:
         manifest = self.read_manifest()
@@ -310,6 +350,30 @@ def merge_fragments(files: Sequence[Path], target: Path, kind: str) -> None:
     keys = keys.drop_duplicates(subset, keep="last")
     table = table.take(pa.array(np.sort(keys.index.to_numpy()), type=pa.int64()))
     write_parquet_atomic(table.replace_schema_metadata({METADATA_KEY: str(SCHEMA_VERSION).encode()}), target)
+
+
+#: Keys of a resolved suite in which runs into one results directory may differ: they extend the experiment.
+EXTENDS_EXPERIMENT = frozenset({"datasets", "losses", "seeds", "metrics", "description", "path"})
+
+
+def describe_suite(suite: Mapping[str, Any]) -> str:
+    return f"suite {suite.get('name')!r} v{suite.get('version')}"
+
+
+def experiment_differences(held: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(dotted key, held value, new value) for every setting that makes ``new`` another experiment."""
+
+    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                if prefix or k not in EXTENDS_EXPERIMENT:
+                    out.update(flat(v, f"{prefix}{k}."))
+            return out
+        return {prefix[:-1]: value}
+
+    a, b = flat(held), flat(json.loads(json.dumps(new, default=str)))  # as the manifest stores it
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def write_failed(root: Path, exc: OSError) -> ResultsError:

@@ -95,6 +95,9 @@ def load_suite(name_or_path: str) -> Suite:
     """Load a packaged suite by name, or any suite file by path."""
     path = Path(name_or_path).expanduser()
     if path.suffix == ".toml" or path.exists():
+        if path.is_dir():
+            raise SuiteError(f"Suite {str(path)!r} is a directory, not a suite file.",
+                             "Pass a .toml file, or a packaged suite name (see `lossbench list suites`).")
         if not path.is_file():
             raise SuiteError(f"Suite file {str(path)!r} does not exist.", "Check the path.")
     else:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -62,20 +63,28 @@ def test_new_loss_adds_only_its_trials_and_status_explains(tmp_path: Path, tiny_
     [
         (["run", "--loss", "focl"], "Did you mean 'focal'"),
         (["run", "--suite", "nope"], "Unknown suite 'nope'"),
-        (["run", "--seeds", "0"], "--seeds must be at least 1"),
+        (["run", "--seeds", "0"], "Invalid value for '--seeds': Input should be greater than or equal to 1."),
         (["run", "--dataset", "csv:missing.csv#target=y"], "Cannot find the file"),
         (["run", "--dataset", "nosuch:thing"], "No data source for scheme 'nosuch'"),
         (["run", "--loss", "focal:gamma=-2"], "must be a float in [0, inf]"),
-        (["run", "--n-jobs", "0"], "--n-jobs must be at least 1"),
+        (["run", "--n-jobs", "0"], "0 workers cannot run a trial; use 1 or more, or -1 for every core."),
         (["report", "does-not-exist"], "does not exist"),
-        (["list", "losses", "--format", "yaml"], "Unknown --format"),
+        (["list", "losses", "--format", "yaml"], "'yaml' is not one of 'table', 'json', 'markdown', 'csv'"),
+        (["runn"], "No such command 'runn'. Did you mean 'run'?"),
+        (["run", "--dry-run", "true"], "--dry-run is a flag and takes no value"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(args: list[str], fragment: str) -> None:
+def test_bad_input_is_one_line_exit_2(args: list[str], fragment: str, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Click's usage errors and the library's errors end the same way: one line, the fix, exit 2, nothing written."""
+    monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert fragment in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # no results/quickstart folder left behind
 
 
 def test_unwritable_out_and_malformed_suite(tmp_path: Path) -> None:
@@ -140,3 +149,104 @@ def test_check_loss_all_passes_and_a_broken_loss_fails() -> None:
         LOSSES.unregister("test-overflow")
     assert broken.exit_code == 1, broken.output
     assert "fail" in broken.output.lower()
+
+
+VERBS = ("run", "list", "status", "report", "compare", "gate", "calibrate", "check-loss")
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_help_shows_flags_as_flags(verb: str) -> None:
+    """A boolean flag is shown bare (`--dry-run`), never as an option taking a `<bool>` value."""
+    result = runner.invoke(app, [verb, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "--help" in result.output
+
+
+@pytest.mark.parametrize("verb", ["list losses", "check-loss focal", "compare x", "gate -b x -c y"])
+def test_one_format_vocabulary(verb: str) -> None:
+    """Every verb with --format takes the same words: table, json, markdown, csv."""
+    result = runner.invoke(app, [*verb.split(), "--format", "yaml"])
+    assert result.exit_code == 2, result.output
+    assert "'yaml' is not one of 'table', 'json', 'markdown', 'csv'" in result.output
+
+
+def test_top_level_help_and_usage_errors_import_nothing_heavy() -> None:
+    """`lossbench --help`, `--version` and a usage error start in well under a second: no torch, pandas,
+    scipy or registry import (benchmarks/startup.py measures the time)."""
+    probe = (
+        "import sys\n"
+        "from lossbench.cli.app import app\n"
+        "for argv in (['--help'], ['--version'], ['run', '--seeds', '0'], ['list', '--help'], ['run', '--help']):\n"
+        "    try:\n"
+        "        app(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted(m for m in ('torch', 'pandas', 'scipy', 'sklearn', 'pyarrow', 'lossbench.losses',\n"
+        "                          'lossbench.runner', 'lossbench.store') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert "HEAVY []" in done.stdout, done.stdout + done.stderr
+
+
+def test_n_jobs_minus_one_means_every_core_and_scheduler_says_what_it_does(tmp_path: Path,
+                                                                          tiny_suite_file: Path) -> None:
+    from joblib import cpu_count
+
+    out = tmp_path / "r"
+    result = invoke("run", "--suite", str(tiny_suite_file), "--seeds", "1", "-l", "ce", "--n-jobs", "-1",
+                    "--out", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["runs"][0]["options"]["n_jobs"] == cpu_count()
+    refused = runner.invoke(app, ["run", "--suite", str(tiny_suite_file), "--scheduler", "tcp://127.0.0.1:1",
+                                  "--n-jobs", "4", "--out", str(tmp_path / "s"), "--dry-run"])
+    assert refused.exit_code == 2 and "--scheduler only applies to --backend dask" in refused.output
+    noted = invoke("run", "--suite", str(tiny_suite_file), "--backend", "dask", "--scheduler", "tcp://127.0.0.1:1",
+                   "--n-jobs", "4", "--out", str(tmp_path / "s"), "--dry-run")
+    assert noted.exit_code == 0, noted.output
+    assert "--n-jobs 4 is not used with --scheduler: the cluster's workers run the trials" in noted.output
+
+
+def test_list_losses_is_one_line_each_and_filters(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from lossbench.cli import listing
+
+    everything = invoke("list", "losses", "--format", "json")
+    n = len(json.loads(everything.output))
+    monkeypatch.setattr(listing, "console", Console(width=80))  # an 80-column terminal
+    compact = invoke("list", "losses")
+    lines = [x for x in compact.output.splitlines() if x.strip()]
+    assert len(lines) == n + 2  # title, header, one line per loss
+    assert all(len(x) <= 80 for x in lines)
+    surrogate = json.loads(invoke("list", "losses", "--family", "metric-surrogate", "--task", "multiclass",
+                                  "--format", "json").output)
+    assert surrogate and all(r["family"] == "metric-surrogate" and "multiclass" in r["tasks"] for r in surrogate)
+    globbed = json.loads(invoke("list", "losses", "anyloss-*", "--format", "json").output)
+    assert globbed and all(r["name"].startswith("anyloss-") for r in globbed)
+    names = {r["name"] for r in json.loads(invoke("list", "losses", "focal", "-f", "json").output)}
+    assert {"focal", "cb-focal"} <= names and all("focal" in x for x in names)  # a substring
+    one = invoke("list", "losses", "focal")  # an exact name: its catalogue entry
+    assert "Lin, Goyal, Girshick" in one.output and "gamma" in one.output
+    detailed = invoke("list", "losses", "--details", "--family", "ldr")
+    assert "params" in detailed.output and "needs" in detailed.output
+    csv_text = invoke("list", "losses", "--format", "csv", "--task", "segmentation").output
+    assert csv_text.startswith("name,family,tasks,") and len(csv_text.splitlines()) == 1 + len(
+        json.loads(invoke("list", "losses", "--task", "segmentation", "-f", "json").output))
+    nothing = runner.invoke(app, ["list", "losses", "nope*"])
+    assert nothing.exit_code == 2 and "No losses match 'nope*'" in nothing.output
+
+
+def test_readme_lists_every_packaged_suite() -> None:
+    from lossbench.suite import packaged_suites
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("| suite | task |", 1)[1].split("\n\n", 1)[0]
+    listed = set(re.findall(r"`([a-z0-9-]+)`", "\n".join(line.split("|")[1] for line in table.splitlines()[2:])))
+    assert listed == set(packaged_suites())

@@ -1,9 +1,10 @@
-"""Turn library errors into one red line with the fix and a documented exit code."""
+"""Turn library errors and Click's usage errors into one red line with the fix and a documented exit code."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -24,6 +25,18 @@ def report_error(exc: UserError) -> None:
     if exc.hint:
         text += f" [yellow]{escape(' '.join(exc.hint.split()))}[/yellow]"
     err_console.print(text, markup=True)
+
+
+def usage_hint(exc: Exception, argv: Sequence[str]) -> str:
+    """The fix for one of Click's usage errors: the verb's help, and what a flag given a value means."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "lossbench"
+    if ctx is not None and "unexpected extra argument" in str(exc):
+        flags = {name for p in ctx.command.get_params(ctx) if getattr(p, "is_flag", False) for name in p.opts}
+        for before, after in itertools.pairwise(argv):
+            if before in flags and after.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+                return f"{before} is a flag and takes no value: write {before} to turn it on, or leave it out."
+    return f"See `{command} --help`."
 
 
 @contextmanager

@@ -1,8 +1,10 @@
-"""Shared plumbing for the compare, gate and calibrate verbs: file output and rendering (errors: ``cli.errors``)."""
+"""Shared plumbing of the verbs' output: the --format vocabulary, file output, rendering (errors: ``cli.errors``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import csv
+import io
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -31,12 +33,37 @@ def emit(text: str, out: Path | None, console: Console) -> None:
         write_text(out, text)
 
 
-
 class OutputFormat(str, Enum):
-    rich = "rich"
+    """The one ``--format`` vocabulary of every verb: terminal tables, or text for machines and documents."""
+
+    table = "table"
     json = "json"
     markdown = "markdown"
     csv = "csv"
+    rich = "table"  # the terminal tables' former name, kept for callers in code; not offered on the command line
+
+
+def cell(value: Any) -> str:
+    """One value as table text: lists joined with commas, mappings as key=value."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def records_to_markdown(records: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c, "")).replace("|", "\\|") for c in columns) + " |" for r in records]
+    return "\n".join(lines) + "\n"
+
+
+def records_to_csv(records: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([cell(r.get(c, "")) for c in columns] for r in records)
+    return buffer.getvalue()
 
 
 def render(
@@ -48,7 +75,7 @@ def render(
     console: Console,
 ) -> None:
     """Print ``result`` as Rich tables (with its notes), or as JSON, Markdown or CSV text to ``out``."""
-    if output_format is OutputFormat.rich:
+    if output_format is OutputFormat.table:
         for table in rich_tables(result):
             console.print(table)
         for note in result.notes:

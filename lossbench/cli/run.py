@@ -3,31 +3,89 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
-from lossbench.backends import BackendConfig
-from lossbench.cli.console import console
+from lossbench.cli.console import console, data_notes
 from lossbench.cli.errors import handles_errors
-from lossbench.errors import UserError
-from lossbench.plugins import load_plugins
-from lossbench.provenance import resolve_device
-from lossbench.report.summary import print_summary
-from lossbench.runner import plan, run
-from lossbench.store import ResultStore
-from lossbench.suite import MAX_SEEDS, load_suite
-from lossbench.trial import TrialResult
+from lossbench.suite import MAX_SEEDS
+
+#: `lossbench run` exit codes besides 0 and the errors' 2 and 3 (docs/cli.md).
+EXIT_TRIALS_FAILED = 4  # a trial of the grid is failed, crashed, timeout or oom
+EXIT_NOTHING_RAN = 6  # no trial of the grid produced a result: every one was skipped
+EXIT_INTERRUPTED = 130  # Ctrl-C; what was written is kept and the same command resumes
+#: Statuses that are infrastructure failures; ``diverged`` is a result of the loss, ``skipped`` a non-applicable one.
+INFRASTRUCTURE_FAILURES = frozenset({"failed", "crashed", "timeout", "oom"})
+MAX_SEED_OFFSET = 1_000_000_000  # seeds also seed NumPy and scikit-learn, which take values below 2**32
+
+
+class Rerun(str, Enum):
+    none = "none"
+    failed = "failed"
+    all = "all"
+
+
+class Backend(str, Enum):
+    loky = "loky"
+    dask = "dask"
+
+
+def workers(value: int | None) -> int | None:
+    if value == 0:
+        raise typer.BadParameter("0 workers cannot run a trial; use 1 or more, or -1 for every core.")
+    return value
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int:
+    """joblib's convention: -1 every core, -2 all but one, ...; None is one worker."""
+    if n_jobs is None:
+        return 1
+    if n_jobs > 0:
+        return n_jobs
+    from joblib import cpu_count
+
+    return max(cpu_count() + 1 + n_jobs, 1)
+
+
+def seed_list(suite_seeds: Sequence[int], seeds: int | None, offset: int) -> list[int] | None:
+    """The seeds of a command: ``offset .. offset+seeds-1``, or the suite's shifted by ``offset``; None: the suite's."""
+    if seeds is not None:
+        return list(range(offset, offset + seeds))
+    return [s + offset for s in suite_seeds] if offset else None
+
+
+def own_data(suite_datasets: Sequence[str], datasets: Sequence[str] | None) -> list[str]:
+    """The datasets given with --dataset that are not the suite's (canonical URIs)."""
+    from lossbench.specs import DatasetURI
+
+    ours = {str(DatasetURI.parse(d)) for d in suite_datasets}
+    return [uri for uri in (str(DatasetURI.parse(d)) for d in datasets or ()) if uri not in ours]
+
+
+def data_name(uri: str) -> str:
+    """A plain folder name for a dataset URI: ``csv:data/f.csv.gz#target=y`` → ``f``, ``openml:310`` → ``openml-310``."""
+    from lossbench.specs import DatasetURI
+
+    parsed = DatasetURI.parse(uri)
+    if parsed.scheme in ("csv", "parquet"):
+        name = Path(parsed.location).name.split(".")[0]
+    else:
+        name = f"{parsed.scheme}-{parsed.location}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or parsed.scheme
+
+
+def default_out(suite_name: str, own: Sequence[str]) -> Path:
+    """results/<suite>, or for data of one's own, a folder named after it: never the suite's folder."""
+    if not own:
+        return Path("results") / suite_name
+    names = list(dict.fromkeys(data_name(uri) for uri in own))
+    label = "+".join(names[:3]) + (f"+{len(names) - 3}-more" if len(names) > 3 else "")
+    return Path("results") / label
 
 
 @handles_errors
@@ -37,32 +95,44 @@ def run_command(
     loss: Annotated[list[str] | None, typer.Option("--loss", "-l", help="Loss or method spec, repeatable: "
                                                    "NAME or NAME:key=value,... Default: the suite's losses.")] = None,
     dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Dataset URI, repeatable, e.g. "
-                                                      "csv:data.csv#target=label. Default: the suite's datasets.")]
-    = None,
-    seeds: Annotated[int | None, typer.Option("--seeds", help="Number of seeds (0..N-1). Default: the suite's.")]
-    = None,
-    n_jobs: Annotated[int, typer.Option("--n-jobs", "-j", help="Parallel worker processes.")] = 1,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Results directory. Default: results/<suite>.")]
+                                                      "csv:data.csv#target=label. Default: the suite's datasets; "
+                                                      "the suite's model and training settings apply.")] = None,
+    seeds: Annotated[int | None, typer.Option("--seeds", min=1, max=MAX_SEEDS, help="Number of seeds. Default: "
+                                              "the suite's.")] = None,
+    seed_offset: Annotated[int, typer.Option("--seed-offset", min=0, max=MAX_SEED_OFFSET, help="First seed: "
+                                             "seeds N..N+k-1 with --seeds k (the suite's seeds shifted by N "
+                                             "without it), e.g. for a second A/A calibration run.")] = 0,
+    n_jobs: Annotated[int | None, typer.Option("--n-jobs", "-j", callback=workers, show_default="1",
+                                               help="Parallel worker processes; -1 every core, -2 all but one "
+                                               "(as in joblib).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Results directory. Default: results/<suite>, "
+                                             "or results/<data name> for --dataset data outside the suite.")]
     = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the trial grid and exit without training.")]
     = False,
-    rerun: Annotated[str, typer.Option("--rerun", help="Resume skips recorded trials; 'failed' reruns those "
-                                       "not ok, 'all' reruns everything.")] = "none",
-    trial_timeout: Annotated[float | None, typer.Option("--trial-timeout", help="Seconds before a trial is "
-                                                        "stopped and recorded as 'timeout'.")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    threads: Annotated[int, typer.Option("--threads", help="Torch/BLAS threads per worker.")] = 1,
-    backend: Annotated[str, typer.Option("--backend", help="loky (processes on this machine) or dask.")] = "loky",
-    scheduler: Annotated[str | None, typer.Option("--scheduler", help="dask scheduler address, e.g. "
-                                                  "tcp://host:8786. Default: a local cluster of --n-jobs workers.")]
+    rerun: Annotated[Rerun, typer.Option("--rerun", help="none: resume, skipping recorded trials; failed: rerun "
+                                         "those not ok or skipped; all: rerun everything.")] = Rerun.none,
+    trial_timeout: Annotated[float | None, typer.Option("--trial-timeout", min=1, max=10_000_000, help="Seconds "
+                                                        "before a trial is stopped and recorded as 'timeout'.")]
     = None,
-    retries: Annotated[int, typer.Option("--retries", help="dask: resubmit a trial whose worker died.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[int, typer.Option("--threads", min=1, max=1024, help="Torch/BLAS threads per worker.")] = 1,
+    backend: Annotated[Backend, typer.Option("--backend", help="loky (processes on this machine) or dask.")]
+    = Backend.loky,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="dask scheduler address, e.g. "
+                                                  "tcp://host:8786; its workers run the trials. Default: a local "
+                                                  "cluster of --n-jobs workers.")] = None,
+    retries: Annotated[int, typer.Option("--retries", min=0, max=100, help="dask: resubmit a trial whose worker "
+                                         "died.")] = 0,
     vectorize_seeds: Annotated[bool, typer.Option("--vectorize-seeds", help="Train all seeds of a (dataset, loss) "
                                                   "cell as one stacked MLP where the loss and method allow it "
                                                   "(same results; see docs/performance.md).")] = False,
     plugin: Annotated[list[str] | None, typer.Option("--plugin", help="Import this module or .py file first "
                                                      "(repeatable); it may register extra losses or methods.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    progress_every: Annotated[float, typer.Option("--progress-every", min=1, max=86400, help="When output is not "
+                                                  "a terminal (CI logs): seconds between plain progress lines.")]
+    = 30.0,
     openml_cache: Annotated[Path | None, typer.Option("--openml-cache", help="OpenML cache root holding "
                                                       "org/openml/www/datasets/<id>/ (sets OPENML_CACHE_DIR); "
                                                       "openml: datasets load offline from it.")] = None,
@@ -72,7 +142,9 @@ def run_command(
 ) -> None:
     """Run a benchmark suite and write one Parquet row per trial.
 
-    Rerunning the same command resumes: finished trials are skipped.
+    Rerunning the same command resumes: finished trials are skipped. Exit codes: 0 every trial has a result
+    (ok or diverged) or was skipped; 2 bad input; 3 incompatible results folder; 4 some trials failed,
+    crashed, timed out or ran out of memory; 6 nothing ran (every trial skipped); 130 interrupted.
 
     Examples:
 
@@ -82,23 +154,19 @@ def run_command(
 
       lossbench run --dataset csv:data.csv#target=label --loss focal:gamma=1 --dry-run
     """
-    if seeds is not None and seeds < 1:
-        raise UserError(f"--seeds must be at least 1; got {seeds}.", "Pass --seeds 3 for three seeds.")
-    if seeds is not None and seeds > MAX_SEEDS:
-        raise UserError(f"--seeds must be at most {MAX_SEEDS:,}; got {seeds}.", "Pass a smaller number of seeds.")
-    if n_jobs < 1:
-        raise UserError(f"--n-jobs must be at least 1; got {n_jobs}.")
-    if threads < 1:
-        raise UserError(f"--threads must be at least 1; got {threads}.")
-    if trial_timeout is not None and trial_timeout <= 0:
-        raise UserError(f"--trial-timeout must be positive; got {trial_timeout}.")
-    load_plugins(plugin or [])
-    resolved_device = resolve_device(device)
-    # Under dask, a GPU trial asks for one unit of the workers' GPU resource: one trial per GPU at a time.
-    backend_config = BackendConfig(backend, n_jobs, scheduler, retries, threads,
-                                   gpu=resolved_device.startswith("cuda")).validate()
+    from rich.markup import escape
+
+    from lossbench.backends import BackendConfig
+    from lossbench.plugins import load_plugins
+    from lossbench.provenance import resolve_device
+    from lossbench.runner import plan
+    from lossbench.store import ResultStore
+    from lossbench.suite import load_suite
+
     if openml_cache is not None:
         if not openml_cache.expanduser().is_dir():
+            from lossbench.errors import UserError
+
             raise UserError(f"--openml-cache {str(openml_cache)!r} is not a directory.",
                             "Pass the folder that contains org/openml/www/datasets/.")
         # Set before planning: the driver loads every dataset, and worker processes inherit the variable.
@@ -106,63 +174,90 @@ def run_command(
     if data_root is not None:
         # read by images: URIs without root=; local workers inherit the environment
         os.environ["LOSSBENCH_DATA_ROOT"] = str(data_root.expanduser())
+    load_plugins(plugin or [])
+    resolved_device = resolve_device(device)
+    workers_n = resolve_n_jobs(n_jobs)
+    # Under dask, a GPU trial asks for one unit of the workers' GPU resource: one trial per GPU at a time.
+    backend_config = BackendConfig(backend.value, workers_n, scheduler, retries, threads,
+                                   gpu=resolved_device.startswith("cuda")).validate()
     the_suite = load_suite(suite)
-    out_dir = out if out is not None else Path("results") / the_suite.name
+    own = own_data(the_suite.datasets, dataset)
+    out_dir = out if out is not None else default_out(the_suite.name, own)
     store = ResultStore(out_dir)
-    if not dry_run:
-        store.open_for_writing()  # an unwritable --out fails before any trial runs
-    elif store.root.exists():
+    # Every check before anything is created: a refused command leaves no folder behind.
+    if store.root.is_dir():
         store.check_schema()
-    the_plan = plan(
-        store, the_suite, rerun=rerun, losses=loss, datasets=dataset,
-        seeds=range(seeds) if seeds is not None else None, trial_timeout=trial_timeout,
-        device=resolved_device, threads=threads,
-        plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in plugin or []],
-    )
+    if not dry_run:
+        store.check_writable()
+    store.check_same_experiment(the_suite.resolved())
+    seed_values = seed_list(the_suite.seeds, seeds, seed_offset)
+    with data_notes(console, quiet):
+        the_plan = plan(
+            store, the_suite, rerun=rerun.value, losses=loss, datasets=dataset, seeds=seed_values,
+            trial_timeout=trial_timeout, device=resolved_device, threads=threads,
+            plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in plugin or []],
+        )
+    if scheduler and n_jobs is not None and not quiet:
+        console.print(f"[dim]note: --n-jobs {n_jobs} is not used with --scheduler: the cluster's workers run the "
+                      "trials (start more workers to run more at once).[/dim]")
     if dry_run:
         print_grid(the_plan.trials, {t.trial_id for t in the_plan.pending})
         return
+    what = (f"{escape(', '.join(own))} (the training settings of suite {the_suite.name} v{the_suite.version})" if own
+            else f"[bold]{the_suite.name}[/bold] v{the_suite.version}")
     if not quiet:
-        console.print(
-            f"[bold]{the_suite.name}[/bold] v{the_suite.version}: {len(the_plan.trials)} trials, "
-            f"{len(the_plan.pending)} to run, {the_plan.skipped_done} already done (skipped) → {out_dir}"
-        )
-    options = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler, "retries": retries,
-               "rerun": rerun, "trial_timeout": trial_timeout, "device": device,
+        console.print(f"{what}: {len(the_plan.trials)} trials, {len(the_plan.pending)} to run, "
+                      f"{the_plan.skipped_done} already done (skipped) → {out_dir}", highlight=False)
+    options = {"n_jobs": workers_n, "backend": backend.value, "scheduler": scheduler, "retries": retries,
+               "rerun": rerun.value, "trial_timeout": trial_timeout, "device": device,
                "threads": threads, "vectorize_seeds": vectorize_seeds, "losses": loss, "datasets": dataset,
-               "seeds": seeds, "openml_cache": str(openml_cache) if openml_cache is not None else None,
+               "seeds": seeds, "seed_offset": seed_offset,
+               "openml_cache": str(openml_cache) if openml_cache is not None else None,
                "data_root": str(data_root) if data_root is not None else None}
-    failures = 0
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[failed]}"),
-        console=console, disable=quiet or not console.is_terminal, transient=False,
-    )
-    with progress:
-        task = progress.add_task("trials", total=len(the_plan.pending), failed="")
+    exit_code = execute(store, the_plan, backend_config, options, vectorize_seeds, quiet, progress_every)
+    raise typer.Exit(exit_code)
 
-        def on_result(result: TrialResult) -> None:
-            nonlocal failures
-            if result.status not in ("ok", "skipped"):
-                failures += 1
-                if not quiet:
-                    msg = str(result.row.get("error_msg") or "").splitlines()
-                    progress.console.print(
-                        f"[red]{result.status}[/red] {result.row['dataset']} {result.row['loss']} "
-                        f"seed {result.row['seed']}: {msg[0][:120] if msg else ''}"
-                    )
-            progress.update(task, advance=1, failed=f"[red]{failures} failed[/red]" if failures else "")
 
-        run(store, the_plan, backend=backend_config, options=options, on_result=on_result,
-            vectorize_seeds=vectorize_seeds)
+def execute(store: Any, the_plan: Any, backend_config: Any, options: dict[str, Any], vectorize_seeds: bool,
+            quiet: bool, progress_every: float) -> int:
+    """Run the plan with progress shown; the exit code says whether every trial of the grid has its result."""
+    from lossbench.cli.progress import RunProgress
+    from lossbench.report.summary import print_summary
+    from lossbench.runner import run
+
+    progress = RunProgress(len(the_plan.pending), console, quiet=quiet, every=progress_every)
+    try:
+        with progress:
+            run(store, the_plan, backend=backend_config, options=options,
+                on_result=lambda result: progress.advance(result.row), vectorize_seeds=vectorize_seeds)
+    except KeyboardInterrupt:
+        console.print(f"Interrupted: {progress.done} trials of this run were saved in {store.root} "
+                      f"({len(the_plan.pending) - progress.done} not run). Rerun the same command to resume.",
+                      highlight=False)
+        return EXIT_INTERRUPTED
+    trials = store.read_trials()
+    trials = trials[trials["trial_id"].isin({t.trial_id for t in the_plan.trials})]
     if not quiet:
-        trials = store.read_trials()
-        keep = {t.trial_id for t in the_plan.trials}
-        print_summary(trials[trials["trial_id"].isin(keep)], console)
-        console.print(f"Results: {out_dir}  (open with `lossbench report {out_dir}` or pandas.read_parquet)")
+        print_summary(trials, console)
+        console.print(f"Results: {store.root}  (open with `lossbench report {store.root}` or pandas.read_parquet)",
+                      highlight=False)
+    statuses = set(trials["status"].astype(str))
+    if statuses & INFRASTRUCTURE_FAILURES:
+        if not quiet:
+            console.print("Some trials failed (exit 4): `lossbench status` lists them; "
+                          "`--rerun failed` runs them again.", highlight=False)
+        return EXIT_TRIALS_FAILED
+    if len(trials) and not statuses - {"skipped"}:
+        if not quiet:
+            console.print("Nothing ran (exit 6): every trial was skipped, because no loss applies to the data "
+                          "(see error_msg).", highlight=False)
+        return EXIT_NOTHING_RAN
+    return 0
 
 
-def print_grid(trials: list, pending: set[str]) -> None:
+def print_grid(trials: list[Any], pending: set[str]) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{len(trials)} trials ({len(pending)} to run)", title_justify="left")
     for col in ("trial_id", "dataset", "loss", "seed", "state"):
         table.add_column(col)

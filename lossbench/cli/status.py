@@ -3,56 +3,79 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from lossbench.cli.console import console
 from lossbench.cli.errors import handles_errors
-from lossbench.errors import ResultsError
-from lossbench.runner import plan
-from lossbench.store import ResultStore
-from lossbench.suite import load_suite
 
 KEY_PARTS = ("suite_version", "data_hash", "loss_version", "config_hash", "protocol")
+
+
+def recorded_grids(runs: list[dict[str, Any]], suite: str | None) -> list[tuple[Any, dict[str, Any]]]:
+    """(suite, plan arguments) of every distinct run recorded in a manifest, or of ``suite`` with its defaults.
+
+    A run's suite is rebuilt from what the manifest recorded, not from its file, which may have changed since.
+    """
+    from lossbench.cli.run import seed_list
+    from lossbench.suite import load_suite, parse_suite
+
+    if suite is not None:
+        return [(load_suite(suite), {})]
+    grids: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for run in runs:
+        recorded = {k: v for k, v in run.get("suite", {}).items() if k != "path"}
+        the_suite = parse_suite(recorded, f"{run.get('suite', {}).get('path') or 'the manifest'} (as recorded)")
+        opts = run.get("options", {})
+        seeds = seed_list(the_suite.seeds, opts.get("seeds"), opts.get("seed_offset") or 0)
+        args = {"losses": opts.get("losses"), "datasets": opts.get("datasets"), "seeds": seeds}
+        grids.setdefault(repr((recorded, args)), (the_suite, args))
+    return list(grids.values())
 
 
 @handles_errors
 def status_command(
     results: Annotated[Path, typer.Argument(help="A results directory written by `lossbench run`.")],
-    suite: Annotated[str | None, typer.Option("--suite", "-s", help="Suite to check against. Default: the one "
-                                              "of the directory's last run.")] = None,
+    suite: Annotated[str | None, typer.Option("--suite", "-s", help="Suite to check against, with its default "
+                                              "losses, datasets and seeds. Default: every run recorded in the "
+                                              "directory, as it was run.")] = None,
 ) -> None:
-    """Show which trials of a suite are done, failed or pending, and why a trial would rerun.
+    """Show which trials are done, failed or pending, and why a trial would rerun.
+
+    The grid is every trial of every `lossbench run` recorded in the directory's manifest.
 
     Example:
 
       lossbench status results/quickstart
     """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from lossbench.errors import ResultsError
+    from lossbench.runner import expand
+    from lossbench.store import ResultStore
+
     store = ResultStore(results)
     if not store.root.is_dir():
         raise ResultsError(f"{str(results)!r} is not a results directory.", "Pass the --out of a `lossbench run`.")
-    manifest = store.read_manifest()
-    runs = manifest.get("runs", [])
-    last = runs[-1] if runs else {}
-    suite_ref = suite or last.get("suite", {}).get("path") or last.get("suite", {}).get("name")
-    if not suite_ref:
+    runs = store.read_manifest().get("runs", [])
+    if not runs and suite is None:
         raise ResultsError(f"{str(results)!r} has no recorded run.", "Pass --suite.")
-    the_suite = load_suite(suite_ref)
-    opts = last.get("options", {}) if suite is None else {}
-    seeds = opts.get("seeds")
-    the_plan = plan(store, the_suite, losses=opts.get("losses"), datasets=opts.get("datasets"),
-                    seeds=range(seeds) if seeds else None)
+    grid: dict[str, Any] = {}
+    for the_suite, args in recorded_grids(runs, suite):
+        for spec in expand(the_suite, **args)[0]:
+            grid.setdefault(spec.trial_id, spec)
+    names = sorted({f"{s.suite} v{s.suite_version}" for s in grid.values()})
     trials = store.read_trials()
     by_id = trials.set_index("trial_id") if len(trials) else trials
     by_cell = {(r.dataset, r.loss, int(r.seed)): r for r in trials.itertuples()} if len(trials) else {}
-    counts = {"ok": 0, "skipped": 0, "failed": 0, "pending": 0}
+    counts = {"ok": 0, "diverged": 0, "skipped": 0, "failed": 0, "pending": 0}
     reasons = []
-    for t in the_plan.trials:
+    for t in grid.values():
         if len(trials) and t.trial_id in by_id.index:
             status = str(by_id.loc[t.trial_id, "status"])
-            counts["ok" if status == "ok" else "skipped" if status == "skipped" else "failed"] += 1
+            counts[status if status in counts else "failed"] += 1
             if status not in ("ok", "skipped"):
                 reasons.append((t, status, "reruns with --rerun failed"))
             continue
@@ -64,14 +87,15 @@ def status_command(
             changed = [k for k in KEY_PARTS if str(getattr(old, k)) != str(t.key[k])]
             reasons.append((t, "pending", "key changed: " + ", ".join(
                 f"{k} {getattr(old, k)} → {t.key[k]}" for k in changed)))
-    console.print(f"[bold]{the_suite.name}[/bold] v{the_suite.version} in {results}: {len(the_plan.trials)} trials — "
-                  + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    runs_text = "" if suite is not None else f" ({len(runs)} run{'s' if len(runs) != 1 else ''})"
+    console.print(f"[bold]{escape(', '.join(names))}[/bold] in {escape(str(results))}{runs_text}: {len(grid)} trials — "
+                  + ", ".join(f"{k} {v}" for k, v in counts.items() if v or k in ("ok", "pending")))
     if reasons:
-        table = Table(title="trials that the same `lossbench run` would run", title_justify="left")
+        table = Table(title="trials that the same `lossbench run` commands would run", title_justify="left")
         for c in ("trial_id", "dataset", "loss", "seed", "state", "why"):
             table.add_column(c, overflow="fold")
         for t, state, why in reasons[:50]:
-            table.add_row(t.trial_id, t.dataset, t.loss, str(t.seed), state, why)
+            table.add_row(t.trial_id, escape(t.dataset), escape(t.loss), str(t.seed), state, escape(why))
         console.print(table)
         if len(reasons) > 50:
             console.print(f"… and {len(reasons) - 50} more.")
