@@ -87,7 +87,7 @@ class RowDatamodel:
     def predict(self, reference_logits: torch.Tensor, forget: np.ndarray) -> torch.Tensor:
         """Predicted oracle logits of every training row, for the forget rows ``forget`` (positions)."""
         full = reference_logits.to(self.inside.dtype)
-        rows = torch.as_tensor(forget, dtype=torch.long)
+        rows = torch.as_tensor(forget, dtype=torch.long, device=full.device)
         c = (len(rows) / len(full)) / (1.0 - self.included)
         effect = c * (full - self.inside)
         effect[rows] += (self.inside - self.outside)[rows]
@@ -109,7 +109,7 @@ def estimate_row_datamodel(fit: Fit, x_train: torch.Tensor, forget_fraction: flo
     folds, repeats = design_for(forget_fraction, n_fits)
     masks = fold_design(len(x_train), folds, repeats, seed)
     outputs = torch.stack([_logits(fit(np.flatnonzero(m)), x_train) for m in masks])  # (fits, n, K)
-    w = torch.as_tensor(masks, dtype=outputs.dtype)
+    w = torch.as_tensor(masks, dtype=outputs.dtype, device=outputs.device)
     # each row's own inclusion only (the diagonal): never the (n, n, K) table of every group's effect
     inside = torch.einsum("mi,mik->ik", w / w.sum(0), outputs)
     outside = torch.einsum("mi,mik->ik", (1 - w) / (1 - w).sum(0), outputs)
@@ -133,8 +133,8 @@ def class_influence(fit: Fit, y_train: np.ndarray, x_eval: torch.Tensor, seed: i
     outputs = torch.stack([_logits(fit(np.flatnonzero(np.isin(y_train, classes[m]))), x_eval)
                            for m in masks])  # (fits, n_eval, K)
     inside, outside = _means(outputs, masks)  # (n_classes, n_eval, K)
-    full = torch.zeros((outputs.shape[-1], *outputs.shape[1:]), dtype=outputs.dtype)
-    full[torch.as_tensor(classes)] = inside - outside
+    full = torch.zeros((outputs.shape[-1], *outputs.shape[1:]), dtype=outputs.dtype, device=outputs.device)
+    full[torch.as_tensor(classes, device=outputs.device)] = inside - outside
     return full
 
 

@@ -72,7 +72,8 @@ class ObjectiveInfo:
 
     @property
     def label_free(self) -> bool:
-        return not self.uses & {"forget_labels", "retain_labels"}
+        """Reads no label at all (DMM's attribution retrains on labelled rows, so DMM is not label-free)."""
+        return not self.uses & {"forget_labels", "retain_labels", "attribution"}
 
 
 @dataclass
@@ -293,9 +294,10 @@ class DatamodelMatching(Objective):
                                             "plus 3× as many retain rows)", low=0.0)},
         citation=DMM_CITATION,
         uses=frozenset({"retain", "attribution"}),
-        notes="The predicted oracle logits come from lossbench.unlearning.attribution (datamodels estimated from "
-              "a few retrains on random halves of the training split, see docs/unlearning.md). Labels are not "
-              "used by the matching itself, only by the attribution's retrains.",
+        notes="The predicted oracle logits come from lossbench.unlearning.attribution: linear datamodels estimated "
+              "from about ten retrains, each leaving out one of round(1/ρ) random folds of the training rows for a "
+              "forget fraction ρ (16 or 32 retrains on half of the classes each for class forgetting), computed once "
+              "per (dataset, seed, forget kind) without seeing the forget set. The matching itself reads no label.",
     )
 
     def setup(self, model: nn.Module, data: UnlearningData) -> None:

@@ -230,3 +230,21 @@ def test_pgd_stays_in_the_ball_lowers_the_loss_and_leaves_weights_alone() -> Non
         assert F.cross_entropy(model(x_adv), target) < F.cross_entropy(model(forget.x), target)
     assert all(p.grad is None for p in model.parameters())
     assert torch.equal(pgd_toward_label(model, forget.x, forget.y, 0.0, 5), forget.x)
+
+def test_only_laf_is_label_free() -> None:
+    assert [e.name for e in OBJECTIVES if e.obj.info.label_free] == ["laf"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", NAMES)
+def test_every_objective_runs_on_cuda_like_on_cpu(name: str) -> None:
+    from lossbench.unlearning.objectives import Rows
+
+    _, cpu_model, _, _ = run(name, seed=1)
+    model, forget, retain = problem()
+    model = model.cuda()
+    forget, retain = (Rows(r.x.cuda(), r.y.cuda(), r.index.cuda()) for r in (forget, retain))
+    result = unlearn(model, make_objective(name), data_for(model, forget, retain, seed=1), batch_size=8, seed=1)
+    assert result.steps_run == 4
+    for p, q in zip(model.parameters(), cpu_model.parameters(), strict=True):
+        assert torch.allclose(p.cpu(), q, atol=1e-4)
