@@ -6,7 +6,7 @@ the oracle models' outputs, which no other task has.
 
 Sources: KLoM follows Georgiev, Rinberg, Park, Garg, Ilyas, Madry & Neel, "Attribute-to-Delete: Machine Unlearning
 via Datamodel Matching" (ICLR 2025, arXiv 2410.23232, appendix E.1) as implemented in the authors' benchmark
-``RoyRin/data-unlearning-bench`` (``unlearning_bench/eval.py``: margins, ``compute_binned_KL_div``).
+``RoyRin/data-unlearning-bench`` (module ``unlearning_bench.eval``: margins, ``compute_binned_KL_div``).
 """
 
 from __future__ import annotations
