@@ -78,4 +78,7 @@ def losses_markdown() -> str:
     for family in sorted(families):
         out += [f"## {family}", ""]
         out += [loss_markdown(info) for info in families[family]]
+    from lossbench.unlearning.catalogue import objectives_markdown  # the unlearning task's objectives, not losses
+
+    out.append(objectives_markdown())
     return "\n".join(out).rstrip() + "\n"
