@@ -37,6 +37,9 @@ ANCE_CITATION = ("Xiong et al., Approximate Nearest Neighbor Negative Contrastiv
 AR2_CITATION = "Zhang et al., Adversarial Retriever-Ranker for Dense Text Retrieval, ICLR 2022 (microsoft/AR2)"
 
 
+WARMUP = Param(0, "epochs of the base loss on the task's lexical negatives before the index takes over", low=0)
+
+
 def build_index(prepared: Any, k: int) -> CorpusIndex:
     """The index of the task's training documents for its training queries (slot 0 of the training rows)."""
     own = prepared.train.y
@@ -54,6 +57,7 @@ class ANCE(Method):
         params={
             "top_k": Param(20, "documents retrieved per training query; negatives are drawn from them", low=1),
             "refresh_every": Param(4, "steps between index refreshes", low=1),
+            "warmup_epochs": WARMUP,
         },
         citation=ANCE_CITATION,
         summary="Negatives drawn from the current retriever's top k, the index rebuilt every few steps.",
@@ -63,9 +67,13 @@ class ANCE(Method):
     def setup(self, model: nn.Module, prepared: Any, loss: nn.Module, state: StepState,
               context: MethodContext | None = None) -> None:
         self.index = build_index(prepared, self.top_k)
+        self.start: int | None = None
 
     def step(self, model: nn.Module, batch: Batch, loss: nn.Module, state: StepState) -> torch.Tensor:
-        if refresh_due(state.step, self.refresh_every):
+        if state.epoch < self.warmup_epochs:
+            return super().step(model, batch, loss, state)
+        self.start = state.step if self.start is None else self.start
+        if refresh_due(state.step - self.start, self.refresh_every):
             self.index.refresh(model)
         assert state.generator is not None
         negatives = self.index.negatives(batch.index, batch.x.shape[1] - 2, state.generator)
@@ -100,6 +108,7 @@ class AR2(Method):
                            low=0.0),
             "width": Param(128, "ranker projection width", low=1),
             "dropout": Param(0.1, "ranker dropout", low=0.0, high=1.0, high_open=True),
+            "warmup_epochs": WARMUP,
         },
         citation=AR2_CITATION,
         summary="Retriever and cross-encoder ranker trained as a minimax game on retrieved candidates.",
@@ -119,6 +128,7 @@ class AR2(Method):
         self.ranker_optimizer = torch.optim.Adam(self.ranker.parameters(), lr=self.ranker_lr)
         self.metrics = tuple(context.metrics) if context is not None else ()
         self.ranker_s, self.ranker_updates, self.reranked = 0.0, 0, {}
+        self.start: int | None = None
 
     def candidates(self, batch: Batch, state: StepState) -> torch.Tensor:
         """(B, 2 + C, F) rows [query, positive, C retrieved negatives]."""
@@ -128,10 +138,14 @@ class AR2(Method):
 
     def update(self, model: nn.Module, batch: Batch, loss: nn.Module, optimizer: torch.optim.Optimizer,
                state: StepState) -> float:
-        if refresh_due(state.step, self.refresh_every):
+        if state.epoch < self.warmup_epochs:  # the warm retriever of the reference: the base loss alone
+            return super().update(model, batch, loss, optimizer, state)
+        self.start = state.step if self.start is None else self.start
+        step = state.step - self.start
+        if refresh_due(step, self.refresh_every):
             self.index.refresh(model)
         x = self.candidates(batch, state)
-        if ar2_phase(state.step, self.refresh_every, self.ranker_steps) == "ranker":
+        if ar2_phase(step, self.refresh_every, self.ranker_steps) == "ranker":
             start = time.perf_counter()
             self.ranker.train()
             logits = self.ranker(x)

@@ -20,7 +20,7 @@ from lossbench.methods.adversarial_retrieval import (
     ranker_loss,
     refresh_due,
 )
-from lossbench.methods.base import Batch
+from lossbench.methods.base import Batch, Plain
 from lossbench.methods.dense_index import CorpusIndex, sample_negatives, top_k
 from lossbench.methods.retriever_ranker import ANCE, AR2, build_index
 from lossbench.models.ranker import CrossEncoderRanker, score_candidates
@@ -257,3 +257,15 @@ def test_ar2_leaves_the_global_rng_and_the_initial_retriever_as_they_were() -> N
     after = torch.rand(3)
     torch.manual_seed(5)
     assert torch.equal(after, torch.rand(3))
+
+
+def test_warmup_epochs_train_the_base_loss_before_the_index_takes_over() -> None:
+    """With a warm-up the first epoch is the plain base-loss step (the warm retriever of the references)."""
+    steps_per_epoch = math.ceil(len(prepared_docs().train) / 128)
+    _, ance = run(ANCE(refresh_every=2, warmup_epochs=1))
+    assert ance.record()["index_refreshes"] == math.ceil(steps_per_epoch / 2)
+    _, ar2 = run(AR2(refresh_every=2, ranker_steps=1, negatives=3, top_k=5, warmup_epochs=1))
+    assert ar2.record()["ranker_updates"] == math.ceil(steps_per_epoch / 2)
+    warm, _ = run(ANCE(warmup_epochs=2))  # warm for the whole run: exactly plain infonce
+    plain, _ = run(Plain())
+    assert all(torch.equal(a, b) for a, b in zip(warm.state_dict().values(), plain.state_dict().values(), strict=True))
