@@ -124,7 +124,7 @@ class AR2(Method):
         with torch.random.fork_rng(devices=[]):  # the ranker's init must not move the loop's global RNG stream
             torch.manual_seed(seed + 1_000_003)
             self.ranker = CrossEncoderRanker(prepared.n_features, width=self.width, dropout=self.dropout)
-        self.ranker.to(prepared.train.X.device)
+        self.ranker.to(device=prepared.train.X.device, dtype=prepared.train.X.dtype)  # float64 trials too
         self.ranker_optimizer = torch.optim.Adam(self.ranker.parameters(), lr=self.ranker_lr)
         self.metrics = tuple(context.metrics) if context is not None else ()
         self.ranker_s, self.ranker_updates, self.reranked = 0.0, 0, {}
