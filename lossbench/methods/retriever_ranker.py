@@ -127,7 +127,8 @@ class AR2(Method):
         self.ranker.to(device=prepared.train.X.device, dtype=prepared.train.X.dtype)  # float64 trials too
         self.ranker_optimizer = torch.optim.Adam(self.ranker.parameters(), lr=self.ranker_lr)
         self.metrics = tuple(context.metrics) if context is not None else ()
-        self.ranker_s, self.ranker_updates, self.reranked = 0.0, 0, {}
+        self.ranker_s, self.rerank_s, self.ranker_updates = 0.0, 0.0, 0
+        self.reranked: dict[str, float] = {}
         self.start: int | None = None
 
     def candidates(self, batch: Batch, state: StepState) -> torch.Tensor:
@@ -146,17 +147,25 @@ class AR2(Method):
             self.index.refresh(model)
         x = self.candidates(batch, state)
         if ar2_phase(step, self.refresh_every, self.ranker_steps) == "ranker":
-            start = time.perf_counter()
-            self.ranker.train()
-            logits = self.ranker(x)
-            second = self.ranker(x) if self.rdrop > 0 else None
-            value = ranker_loss(logits, second, self.rdrop).mean()
-            self.ranker_optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            self.ranker_optimizer.step()
-            self.ranker_s += time.perf_counter() - start
-            self.ranker_updates += 1
-            return float(value.detach())
+            return self.ranker_step(x)
+        return self.retriever_step(model, x, optimizer)
+
+    def ranker_step(self, x: torch.Tensor) -> float:
+        """One update of the ranker (the maximiser) on the candidate rows ``x``."""
+        start = time.perf_counter()
+        self.ranker.train()
+        logits = self.ranker(x)
+        second = self.ranker(x) if self.rdrop > 0 else None
+        value = ranker_loss(logits, second, self.rdrop).mean()
+        self.ranker_optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        self.ranker_optimizer.step()
+        self.ranker_s += time.perf_counter() - start
+        self.ranker_updates += 1
+        return float(value.detach())
+
+    def retriever_step(self, model: nn.Module, x: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
+        """One update of the retriever (the minimiser) against the fixed ranker on the candidate rows ``x``."""
         start = time.perf_counter()
         self.ranker.eval()  # the reference scores the candidates with the ranker in eval mode
         with torch.no_grad():
@@ -195,5 +204,5 @@ class AR2(Method):
     def record(self) -> dict[str, float]:
         return {**self.reranked, "index_refreshes": float(self.index.refreshes), "index_s": self.index.seconds,
                 "ranker_updates": float(self.ranker_updates), "ranker_s": self.ranker_s,
-                "rerank_s": getattr(self, "rerank_s", 0.0),
+                "rerank_s": self.rerank_s,
                 "ranker_params": float(sum(p.numel() for p in self.ranker.parameters()))}

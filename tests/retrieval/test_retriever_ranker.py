@@ -269,3 +269,28 @@ def test_warmup_epochs_train_the_base_loss_before_the_index_takes_over() -> None
     warm, _ = run(ANCE(warmup_epochs=2))  # warm for the whole run: exactly plain infonce
     plain, _ = run(Plain())
     assert all(torch.equal(a, b) for a, b in zip(warm.state_dict().values(), plain.state_dict().values(), strict=True))
+
+
+def test_ar2_steps_update_only_their_own_player() -> None:
+    prepared, model = prepared_docs(), retriever(0)
+    method = AR2(negatives=4, top_k=6)
+    state = step_state(0)
+    method.setup(model, prepared, make_loss("infonce"), state)
+    method.index.refresh(model)
+    rows = torch.arange(16)
+    x = method.candidates(Batch(prepared.train.X[rows], prepared.train.y[rows], rows), state)
+    assert x.shape == (16, 2 + 4, 2048)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def snapshot(module: torch.nn.Module) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in module.parameters()]
+
+    def same(module: torch.nn.Module, before: list[torch.Tensor]) -> bool:
+        return all(torch.equal(p, b) for p, b in zip(module.parameters(), before, strict=True))
+
+    retriever_before, ranker_before = snapshot(model), snapshot(method.ranker)
+    assert math.isfinite(method.ranker_step(x))
+    assert same(model, retriever_before) and not same(method.ranker, ranker_before)
+    ranker_before = snapshot(method.ranker)
+    assert math.isfinite(method.retriever_step(model, x, optimizer))
+    assert same(method.ranker, ranker_before) and not same(model, retriever_before)
