@@ -71,4 +71,4 @@ def score_candidates(ranker: nn.Module, queries: torch.Tensor, corpus: torch.Ten
     out = [ranker(torch.cat([queries[i:i + batch, None], corpus[candidates[i:i + batch]]], dim=1))
            for i in range(0, len(queries), batch)]
     ranker.train(was)
-    return torch.cat(out) if out else torch.zeros(candidates.shape, dtype=corpus.dtype)
+    return torch.cat(out) if out else torch.zeros(candidates.shape, dtype=corpus.dtype, device=corpus.device)
