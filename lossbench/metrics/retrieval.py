@@ -87,7 +87,7 @@ def ndcg_at(k: int) -> Callable[[np.ndarray, np.ndarray], float]:
     return fn
 
 
-for _k in (1, 5, 10):
+for _k in (1, 5, 10, 20):
     _ranking(f"recall_at_{_k}", f"Share of queries with a relevant item in the top {_k}")(recall_at(_k))
 for _k in (1, 3, 5):
     _ranking(f"precision_at_{_k}", f"Mean share of relevant items in the top {_k}")(precision_at(_k))
@@ -116,6 +116,26 @@ def mrr_at_10(scores: np.ndarray, relevant: np.ndarray) -> float:
     top = rel[:, :10]
     first = top.argmax(1)
     return float(np.where(top.any(1), 1.0 / (first + 1), 0.0).mean())
+
+
+def reranked_scores(scores: np.ndarray, candidates: np.ndarray, candidate_scores: np.ndarray) -> np.ndarray:
+    """The score matrix of a retrieve-then-rerank pipeline, for any ranking metric above.
+
+    ``candidates`` (n_queries, k) are the item ids the retriever returned for each query and ``candidate_scores``
+    (n_queries, k) a ranker's scores of them. The candidates come first, in the ranker's order (ties keep their
+    retrieval order); every other item follows in the retriever's order; excluded (``-inf``) items stay excluded.
+    So R@k for k ≤ the candidate count is the reranked recall, and R@k beyond it is the retriever's.
+    """
+    out = np.asarray(scores, dtype=np.float64).copy()
+    excluded = ~np.isfinite(out)
+    k = candidates.shape[1]
+    # lexsort: the last key is the primary one (ranker score, descending), then the retrieval position
+    order = np.lexsort((np.broadcast_to(np.arange(k), candidates.shape), -np.asarray(candidate_scores)), axis=1)
+    ranked = np.take_along_axis(np.asarray(candidates), order, axis=1)
+    top = out[~excluded].max() + 1.0 if (~excluded).any() else 0.0
+    out[np.arange(len(out))[:, None], ranked] = top + np.arange(k, 0, -1)[None, :]  # above every other score
+    out[excluded] = -np.inf
+    return out
 
 
 @_ranking("global_auroc", "AUROC of all query–item scores pooled over queries (relevant = positive)")

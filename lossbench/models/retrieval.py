@@ -60,6 +60,9 @@ class DualEncoder(nn.Module):
     def encode_documents(self, x: torch.Tensor) -> torch.Tensor:
         return self.document(x)
 
+    def encode_queries(self, x: torch.Tensor) -> torch.Tensor:
+        return self.query(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, s, f = x.shape
         q = self.query(x[:, 0])

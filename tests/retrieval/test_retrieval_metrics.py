@@ -9,9 +9,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from lossbench.metrics import METRICS
+from lossbench.metrics.retrieval import reranked_scores
 
 
-def case(seed: int, n: int = 12, k: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def case(seed: int, n: int = 24, k: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     emb = rng.normal(size=(n, 4))
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
@@ -54,7 +55,7 @@ def mrr10(rel: list[bool], r: int) -> float:
 @pytest.mark.parametrize("seed", range(5))
 def test_ranking_metrics_match_brute_force(seed: int) -> None:
     _, _, scores, relevant = case(seed)
-    for k in (1, 5, 10):
+    for k in (1, 5, 10, 20):
         assert METRICS.get(f"recall_at_{k}")(scores, relevant) == pytest.approx(
             brute(scores, relevant, lambda rel, r, k=k: float(any(rel[:k]))))
     for k in (1, 3, 5):
@@ -101,3 +102,36 @@ def test_rankme_counts_dimensions() -> None:
     low = rng.normal(size=(200, 2)) @ rng.normal(size=(2, 16))
     full = rng.normal(size=(200, 16))
     assert METRICS.get("rankme")(low) < 2.5 < 12 < METRICS.get("rankme")(full)
+
+
+def test_recall_at_20_by_hand() -> None:
+    # 30 items; the relevant one of query 0 is 20th, of query 1 21st, of query 2 1st
+    scores = np.tile(np.arange(30, 0, -1, dtype=float), (3, 1))
+    relevant = np.zeros((3, 30), dtype=bool)
+    relevant[0, 19], relevant[1, 20], relevant[2, 0] = True, True, True
+    assert METRICS.get("recall_at_20")(scores, relevant) == pytest.approx(2 / 3)
+    assert METRICS.get("recall_at_5")(scores, relevant) == pytest.approx(1 / 3)
+
+
+def test_reranked_scores_put_candidates_first_in_ranker_order() -> None:
+    # retriever order of the 6 items: 0, 1, 2, 3, 4, 5 (item 5 excluded); it retrieved the top 3
+    scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.5, -np.inf]])
+    candidates = np.array([[0, 1, 2]])
+    out = reranked_scores(scores, candidates, np.array([[0.1, 0.3, 0.2]]))
+    assert list(np.argsort(-out[0], kind="stable")) == [1, 2, 0, 3, 4, 5]
+    assert out[0, 5] == -np.inf
+    assert scores[0, 0] == 0.9  # the input is not modified
+    # the gold item 2 is third for the retriever and second after reranking: MRR@10 1/3 → 1/2, R@1 unchanged
+    relevant = np.array([[False, False, True, False, False, False]])
+    assert METRICS.get("mrr_at_10")(scores, relevant) == pytest.approx(1 / 3)
+    assert METRICS.get("mrr_at_10")(out, relevant) == pytest.approx(1 / 2)
+    # a gold item outside the candidates keeps its retriever rank behind all k candidates
+    relevant = np.array([[False, False, False, False, True, False]])
+    assert METRICS.get("mrr_at_10")(out, relevant) == pytest.approx(1 / 5)
+
+
+def test_reranked_scores_ties_keep_retrieval_order() -> None:
+    scores = np.array([[0.5, 0.9, 0.1, 0.7]])
+    candidates = np.array([[1, 3, 0]])  # the retriever's top 3 in its order
+    out = reranked_scores(scores, candidates, np.zeros((1, 3)))
+    assert list(np.argsort(-out[0], kind="stable")) == [1, 3, 0, 2]
