@@ -1,85 +1,67 @@
-"""Cost and quality of one training of infonce, ance and ar2 on ``bundled:stdlib-docs`` (query–document).
+"""Cost and quality of one trial of each objective of the ``retrieval-ar2`` suite (query–document, stdlib docs).
 
-Trains the ``retrieval`` suite's pair configuration (two 256-d towers, Adam lr 1e-3, batch 128, ≤ 20 epochs, early
-stopping on validation R@1 with patience 5) through :func:`lossbench.train.train`, one thread, and prints per seed
-and objective: epochs, training seconds, test R@1/R@5/R@20/MRR@10, and for ar2 the reranked metrics and the time
-spent in index refreshes, ranker updates and scoring, and reranking. ``ance`` and ``ar2`` are not in the method
-registry yet, so this drives them directly; it is the sizing run for the 5-seed results.
+Each trial runs exactly as ``lossbench run`` runs it (:func:`lossbench.trial.execute`: ``trial.setup``, the
+suite's typed configuration, the training loop, the test metrics and the method's row columns), one thread, one
+after the other in this process, and prints per seed and objective: epochs, CPU seconds of the trial
+(``process_time``, which another job on the machine does not inflate), its wall, training and evaluation seconds,
+test R@1/R@5/R@20/MRR@10, and for ``ar2`` the reranked metrics and the seconds spent in index refreshes, ranker
+updates and candidate scoring, and the test reranking. The load average is printed before and after.
 
     python benchmarks/ar2_cost.py --seeds 0 1 --markdown
+    python benchmarks/ar2_cost.py --objectives infonce ance ar2:adv_lambda=0 --seeds 0
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from typing import Any
 
 import torch
 
-from lossbench.losses import make_loss
-from lossbench.methods import METHODS
-from lossbench.methods.base import Method
-from lossbench.methods.retriever_ranker import ANCE, AR2
-from lossbench.sources import load_dataset
-from lossbench.specs import TrialSpec
+from lossbench.runner import expand
 from lossbench.suite import load_suite
-from lossbench.tasks import TASK_TYPES
-from lossbench.train import train
+from lossbench.trial import execute
 
-METRICS = ("recall_at_1", "recall_at_5", "recall_at_20", "mrr_at_10")
-
-
-def trial_spec(seed: int) -> TrialSpec:
-    suite = load_suite("retrieval")
-    config = {"model": dict(suite.model), "training": dict(suite.training), "split": dict(suite.split),
-              "options": dict(suite.options)}
-    return TrialSpec(suite="retrieval", suite_version=suite.version, task="retrieval", dataset="bundled:stdlib-docs",
-                     data_hash="", loss="infonce", loss_version="1", seed=seed, config=config, metrics=METRICS,
-                     primary_metric="recall_at_1")
+SUITE = "retrieval-ar2"
+COLUMNS = ("epochs_run", "cpu_s", "wall_s", "train_s", "eval_s", "m_recall_at_1", "m_recall_at_5", "m_recall_at_20",
+           "m_mrr_at_10", "m_rr_recall_at_1", "m_rr_recall_at_5", "m_rr_mrr_at_10", "m_index_refreshes", "m_index_s",
+           "m_ranker_s", "m_rerank_s")
 
 
-def one(name: str, method: Method, seed: int) -> dict[str, float]:
-    task = TASK_TYPES.get("retrieval")
-    spec = trial_spec(seed)
-    prepared = task.prepare(load_dataset("bundled:stdlib-docs"), spec)
-    torch.manual_seed(seed)
-    model = task.build_model(prepared, spec)
-    start = time.perf_counter()
-    result = train(task, model, prepared, make_loss("infonce"), method, training=spec.config["training"], seed=seed,
-                   primary_metric="recall_at_1", metrics=METRICS)
-    method.finish(model, prepared)
-    wall = time.perf_counter() - start
-    row = {"epochs": result.epochs_run, "train_s": result.train_s, "wall_s": wall,
-           **task.evaluate(model, prepared, "test", METRICS), **method.record()}
-    return {"objective": name, "seed": seed, **row}
-
-
-def method(objective: str) -> Method:
-    """``infonce`` (the plain step), ``ance`` or ``ar2``, with ``:key=value,...`` parameters."""
-    name, _, params = objective.partition(":")
-    kwargs = {k: float(v) if "." in v or "e-" in v else int(v)
-              for k, v in (item.split("=") for item in params.split(",") if item)}
-    return {"infonce": METHODS.get("plain"), "ance": ANCE, "ar2": AR2}[name](**kwargs)
+def rows(objectives: list[str] | None, seeds: list[int]) -> list[dict[str, Any]]:
+    specs, _ = expand(load_suite(SUITE), losses=objectives, seeds=seeds)
+    out = []
+    for spec in sorted(specs, key=lambda s: s.seed):
+        start = time.process_time()
+        row = execute(spec).row
+        if row["status"] != "ok":
+            raise SystemExit(f"{spec.loss} seed {spec.seed}: {row['status']}: {row['error_msg']}")
+        out.append({**row, "cpu_s": time.process_time() - start})
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--objectives", nargs="+", default=["infonce", "ance", "ar2"],
-                        help="infonce, ance or ar2, with parameters as ar2:warmup_epochs=5,adv_lambda=0")
+    parser.add_argument("--objectives", nargs="+", default=None,
+                        help="specs as in a suite, e.g. ar2:warmup_epochs=5 (default: the suite's)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = [one(name, method(name), seed) for seed in args.seeds for name in args.objectives]
-    keys = ["objective", "seed", "epochs", "train_s", "wall_s", *METRICS, "rr_recall_at_1", "rr_recall_at_5",
-            "rr_mrr_at_10", "index_refreshes", "index_s", "ranker_s", "rerank_s"]
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    results = rows(args.objectives, args.seeds)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    keys = ["loss", "seed", *COLUMNS]
     if args.markdown:
-        print("| " + " | ".join(keys) + " |")
+        print("| " + " | ".join(k.removeprefix("m_") for k in keys) + " |")
         print("|" + "---|" * len(keys))
-    for row in rows:
+    for row in results:
         cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in (row.get(k, "") for k in keys)]
-        print(("| " + " | ".join(cells) + " |") if args.markdown else "  ".join(f"{k}={c}" for k, c in zip(keys, cells,
-                                                                                                      strict=True)))
+        cells = ["" if c == "nan" else c for c in cells]
+        print(("| " + " | ".join(cells) + " |") if args.markdown
+              else "  ".join(f"{k.removeprefix('m_')}={c}" for k, c in zip(keys, cells, strict=True)))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,21 @@ def parse_objective(spec: str | ObjectiveSpec) -> ObjectiveSpec:
     raise SpecError(f"Unknown loss or method {raw.name!r}.", hint + "See `lossbench list losses`.")
 
 
+def check_task(spec: ObjectiveSpec, task: str) -> None:
+    """Refuse a method declared for none of the task type's loss tasks (``ar2`` in a classification suite): it
+    could never train there. A loss is not refused: a task with several kinds of data skips it per dataset."""
+    from lossbench.tasks import TASK_TYPES  # imported late: the task modules import torch models and sklearn
+
+    if spec.kind != "method":
+        return
+    declared = METHODS.get(spec.method_name).info.tasks
+    if declared & TASK_TYPES.get(task).loss_tasks:
+        return
+    homes = [name for name in TASK_TYPES.names() if TASK_TYPES.get(name).loss_tasks & declared]
+    raise SpecError(f"{spec.method_name!r} is a {', '.join(sorted(declared))} method; the suite's task is {task}.",
+                    f"Run it in a suite whose task is {' or '.join(homes) or 'one that declares it'}, or remove it.")
+
+
 def _loss(raw: ObjectiveSpec) -> ObjectiveSpec:
     info = LOSSES.get(raw.name).info
     given = dict(raw.params)

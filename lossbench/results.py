@@ -220,11 +220,17 @@ class MetricChoice:
     limits: tuple[float, float] = (float("-inf"), float("inf"))
 
 
+#: Prefixes of metric columns that are a registered metric measured on another stage's output, with its
+#: direction and range: ``rr_recall_at_5`` is recall_at_5 after a ranker reranked the retriever's candidates.
+DERIVED_PREFIXES = ("rr_",)
+
+
 def _registry_metric(name: str) -> Any:
     from lossbench.metrics import METRICS  # imported late: registering metrics imports sklearn
 
+    base = next((name[len(p):] for p in DERIVED_PREFIXES if name.startswith(p) and name[len(p):] in METRICS), name)
     try:
-        return METRICS.get(name)
+        return METRICS.get(base)
     except UserError:
         return None
 

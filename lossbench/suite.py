@@ -164,7 +164,7 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
             raise fail("seeds", "lists a seed twice.")
         seeds = tuple(seeds_raw)
 
-    from lossbench.objectives import parse_objective
+    from lossbench.objectives import check_task, parse_objective
     from lossbench.specs import DatasetURI
 
     objectives = []
@@ -194,6 +194,11 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
     if task not in TASK_TYPES:
         raise fail("task", f"unknown task type {task!r}.", TASK_TYPES.suggest(task))
     task_type = TASK_TYPES.get(task)
+    for obj in objectives:
+        try:
+            check_task(obj, task)
+        except SpecError as exc:
+            raise fail("losses", exc.message, exc.hint or "") from None
     training = training_config(data.get("training", {}), fail)
     split = split_config(data.get("split", {}), fail)
     model = model_config(data.get("model", {}), task_type.default_model, fail)

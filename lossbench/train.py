@@ -238,11 +238,14 @@ class ModelLearner:
         return first_checkpoint(self.loss)
 
     def snapshot(self, s: int) -> Any:
-        return copy.deepcopy(self.model.state_dict())
+        # the method's own trained state (AR2's ranker) belongs to the same epoch as the model's weights
+        return copy.deepcopy((self.model.state_dict(), self.method.state_dict()))
 
     def finish(self, s: int, checkpoint: Any) -> None:
         if checkpoint is not None:
-            self.model.load_state_dict(checkpoint)
+            weights, method_state = checkpoint
+            self.model.load_state_dict(weights)
+            self.method.load_state_dict(method_state)
 
 
 def train(

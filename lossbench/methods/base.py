@@ -128,6 +128,15 @@ class Method:
         optimizer.step()
         return float(value.detach())
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the method trains beside the model (a ranker, its optimiser): the loop checkpoints it with the
+        model at the best validation epoch and restores both, so the row's model and method come from one epoch.
+        Costs and counters are not state: they cover the whole training."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
     def finish(self, model: nn.Module, prepared: Any) -> nn.Module:
         """Called after training; may return a wrapped model (post-hoc calibration)."""
         return model

@@ -1,4 +1,4 @@
-"""ANCE and AR2 as training methods of the query–document task (not yet in :data:`METHODS`).
+"""ANCE and AR2 as training methods of the query–document task (``ance`` and ``ar2`` in :data:`METHODS`).
 
 Both replace the task's lexical hard negatives by negatives retrieved with the current retriever from a
 :class:`~lossbench.methods.dense_index.CorpusIndex` of the training documents, rebuilt every ``refresh_every``
@@ -12,8 +12,9 @@ steps inside :meth:`update` (the loop needs no hook). Objectives and sources: :m
   ``top_k``. After training, :meth:`finish` reranks the retriever's top ``top_k`` of every test query with the
   ranker; :meth:`record` reports those ``rr_*`` metrics and the cost of the index and the ranker.
 
-They are kept out of the registry until the task can declare what they need (see docs/retrieval.md, "ANCE and
-AR2"); tests and ``benchmarks/ar2_cost.py`` drive them through :func:`lossbench.train.train`.
+Both declare ``tasks = {"query-document"}``: a suite of another task type refuses them, and the ``retrieval``
+task records them as skipped on class-as-relevance data. The ranker and its optimiser are method state
+(:meth:`AR2.state_dict`): the loop restores them with the retriever's best validation epoch.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lossbench import streams
 from lossbench.losses.base import Param
 from lossbench.methods.adversarial_retrieval import ar2_phase, ar2_retriever_loss, ranker_loss, refresh_due
-from lossbench.methods.base import Batch, Method, MethodContext, MethodInfo, StepState
+from lossbench.methods.base import Batch, Method, MethodContext, MethodInfo, StepState, register_method
 from lossbench.methods.dense_index import CorpusIndex
 
 QD = frozenset({"query-document"})
@@ -47,6 +49,7 @@ def build_index(prepared: Any, k: int) -> CorpusIndex:
                        own=own, pool=np.sort(own.cpu().numpy()), k=k)
 
 
+@register_method
 class ANCE(Method):
     """Hard negatives from the periodically rebuilt index of the current retriever, under the base loss."""
 
@@ -84,6 +87,7 @@ class ANCE(Method):
         return {"index_refreshes": float(self.index.refreshes), "index_s": self.index.seconds}
 
 
+@register_method
 class AR2(Method):
     """Adversarial retriever–ranker game: alternating ranker and retriever updates on retrieved candidates."""
 
@@ -122,7 +126,7 @@ class AR2(Method):
         seed = context.seed if context is not None else 0
         self.index = build_index(prepared, self.top_k)
         with torch.random.fork_rng(devices=[]):  # the ranker's init must not move the loop's global RNG stream
-            torch.manual_seed(seed + 1_000_003)
+            streams.seed_torch(seed, "method_setup", "ranker")
             self.ranker = CrossEncoderRanker(prepared.n_features, width=self.width, dropout=self.dropout)
         self.ranker.to(device=prepared.train.X.device, dtype=prepared.train.X.dtype)  # float64 trials too
         self.ranker_optimizer = torch.optim.Adam(self.ranker.parameters(), lr=self.ranker_lr)
@@ -179,6 +183,13 @@ class AR2(Method):
         value.backward()
         optimizer.step()
         return float(value.detach())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ranker": self.ranker.state_dict(), "optimizer": self.ranker_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ranker.load_state_dict(state["ranker"])
+        self.ranker_optimizer.load_state_dict(state["optimizer"])
 
     def finish(self, model: nn.Module, prepared: Any) -> nn.Module:
         """Rerank the retriever's top ``top_k`` of every test query with the ranker; kept for :meth:`record`."""
