@@ -47,6 +47,9 @@ def _loss(raw: ObjectiveSpec) -> ObjectiveSpec:
 def _method(raw: ObjectiveSpec) -> ObjectiveSpec:
     info = METHODS.get(raw.name).info
     given = dict(raw.params)
+    if not info.uses_base_loss and WRAPPED in given:
+        raise SpecError(f"Method {raw.name!r} trains with its own objective; it takes no {WRAPPED}= loss.",
+                        f"Remove {WRAPPED}= from the spec.")
     loss = _wrapped(given.pop(WRAPPED, info.base_loss), f"Method {raw.name!r}", per_sample=False)
     _refuse_unknown(f"Method {raw.name!r}", given, info.params)
     kept = dict(_non_default(raw.name, given, info.params))
@@ -85,6 +88,27 @@ def _non_default(owner: str, given: Mapping[str, Any], params: Mapping[str, Para
         if value != params[key].default:
             kept[key] = value
     return tuple(sorted(kept.items()))
+
+
+def applicable_tasks(spec: ObjectiveSpec) -> frozenset[str]:
+    """The loss tasks a loss or method spec can train on: its method's and its loss's, unless the method brings its
+    own objective (then the method's alone)."""
+    method = METHODS.get(spec.method_name).info
+    if not method.uses_base_loss:
+        return method.tasks
+    return LOSSES.get(spec.loss_name).info.tasks & method.tasks
+
+
+def check_task(spec: ObjectiveSpec, task: Any) -> None:
+    """Refuse, before any training, a loss or method that applies to nothing the task type ``task`` trains."""
+    tasks = applicable_tasks(spec)
+    if tasks & task.loss_tasks:
+        return
+    fits = sorted(e.name for e in METHODS if not e.obj.info.uses_base_loss and e.obj.info.tasks & task.loss_tasks)
+    hint = (f"The {task.name!r} task runs the methods {', '.join(fits)}." if fits
+            else f"Choose a loss declared for {', '.join(sorted(task.loss_tasks))} (`lossbench list losses`).")
+    raise SpecError(f"{str(spec)!r} is declared for {', '.join(sorted(tasks)) or 'no task'}; the {task.name!r} task "
+                    f"trains {', '.join(sorted(task.loss_tasks))}.", hint)
 
 
 def build_loss(spec: ObjectiveSpec, **context: Any) -> LossBase:

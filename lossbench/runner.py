@@ -17,7 +17,7 @@ from joblib.externals.loky.process_executor import BrokenProcessPool
 
 from lossbench.backends import BackendConfig, parallel_backend
 from lossbench.errors import UserError
-from lossbench.objectives import parse_objective
+from lossbench.objectives import check_task, parse_objective
 from lossbench.provenance import environment, versions
 from lossbench.sources import load_dataset
 from lossbench.specs import ObjectiveSpec, TrialSpec
@@ -42,6 +42,8 @@ class Plan:
 def resolve_objectives(suite: Suite, losses: Sequence[str] | None) -> list[ObjectiveSpec]:
     """The objectives to run: ``--loss`` specs (parsed once, here) or the suite's; duplicates dropped."""
     chosen = [parse_objective(x) for x in losses] if losses else list(suite.objectives)
+    for obj in chosen:  # before any training: a method of another task family is refused, not skipped per trial
+        check_task(obj, TASK_TYPES.get(suite.task))
     return list(dict.fromkeys(chosen))
 
 
@@ -58,6 +60,7 @@ def resolve_datasets(
     for uri in uris:
         ds = load_dataset(uri)
         task.check_data(ds)
+        task.check_options(ds, suite.config.options)
         hashes[ds.uri] = ds.content_hash
         if sizes is not None:
             sizes[ds.uri] = len(ds.y)

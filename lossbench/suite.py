@@ -206,6 +206,13 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
                        f"Metrics that fit: {', '.join(metrics_for(task_type))}.")
     if data["primary_metric"] not in metrics:
         metrics = [data["primary_metric"], *metrics]
+    from lossbench.objectives import check_task
+
+    for obj in objectives:
+        try:
+            check_task(obj, task_type)
+        except SpecError as exc:
+            raise fail("losses", exc.message, exc.hint or "") from None
     table = dict(data.get("options", {}))
     options = task_type.parse_options(table, lambda k, p, f="": fail(f"options.{k}", p, f))
     return Suite(
