@@ -108,7 +108,7 @@ def check_task(spec: ObjectiveSpec, task: Any) -> None:
     hint = (f"The {task.name!r} task runs the methods {', '.join(fits)}." if fits
             else f"Choose a loss declared for {', '.join(sorted(task.loss_tasks))} (`lossbench list losses`).")
     raise SpecError(f"{str(spec)!r} is declared for {', '.join(sorted(tasks)) or 'no task'}; the {task.name!r} task "
-                    f"trains {', '.join(sorted(task.loss_tasks))}.", hint)
+                    f"needs one declared for {', '.join(sorted(task.loss_tasks))}.", hint)
 
 
 def build_loss(spec: ObjectiveSpec, **context: Any) -> LossBase:
