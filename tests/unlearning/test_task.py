@@ -152,3 +152,24 @@ def test_a_classification_loss_trial_on_the_unlearning_task_fails_clearly() -> N
     row = execute(spec).row
     assert row["status"] == "failed" and "not an unlearning method" in row["error_msg"]
     assert "Traceback" not in row["error_msg"]
+
+
+class View:
+    """What the registered metrics read from a model's UnlearningView, with hand-set values."""
+
+    accuracy = {"forget": 0.5, "retain": 0.9, "test": 0.8}
+    mia_auc = 0.7
+
+    class ref:  # noqa: N801
+        oracle_accuracy = {"forget": 0.75, "retain": 0.95, "test": 0.8}
+        oracle_mia = 0.55
+
+
+def test_registered_metrics_read_the_view_against_the_oracle() -> None:
+    from lossbench.metrics import METRICS
+
+    view = View()
+    assert METRICS.get("forget_accuracy")(view) == 0.5
+    assert METRICS.get("accuracy_gap")(view) == pytest.approx((0.25 + 0.05 + 0.0) / 3)
+    assert METRICS.get("mia_gap")(view) == pytest.approx(0.15)
+    assert not METRICS.get("forget_accuracy").greater_is_better and METRICS.get("test_accuracy").greater_is_better
