@@ -160,7 +160,7 @@ class View:
     accuracy = {"forget": 0.5, "retain": 0.9, "test": 0.8}
     mia_auc = 0.7
 
-    class ref:  # noqa: N801
+    class ref:
         oracle_accuracy = {"forget": 0.75, "retain": 0.95, "test": 0.8}
         oracle_mia = 0.55
 
