@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -154,21 +155,16 @@ def test_a_classification_loss_trial_on_the_unlearning_task_fails_clearly() -> N
     assert "Traceback" not in row["error_msg"]
 
 
-class View:
-    """What the registered metrics read from a model's UnlearningView, with hand-set values."""
-
-    accuracy = {"forget": 0.5, "retain": 0.9, "test": 0.8}
-    mia_auc = 0.7
-
-    class ref:
-        oracle_accuracy = {"forget": 0.75, "retain": 0.95, "test": 0.8}
-        oracle_mia = 0.55
+#: What the registered metrics read from a model's UnlearningView, with hand-set values.
+VIEW = SimpleNamespace(accuracy={"forget": 0.5, "retain": 0.9, "test": 0.8}, mia_auc=0.7,
+                       ref=SimpleNamespace(oracle_accuracy={"forget": 0.75, "retain": 0.95, "test": 0.8},
+                                           oracle_mia=0.55))
 
 
 def test_registered_metrics_read_the_view_against_the_oracle() -> None:
     from lossbench.metrics import METRICS
 
-    view = View()
+    view = VIEW
     assert METRICS.get("forget_accuracy")(view) == 0.5
     assert METRICS.get("accuracy_gap")(view) == pytest.approx((0.25 + 0.05 + 0.0) / 3)
     assert METRICS.get("mia_gap")(view) == pytest.approx(0.15)
