@@ -352,9 +352,10 @@ def predicted_oracle(task: Unlearning, prepared: Prepared, spec: TrialSpec, key:
         if options.forget.fraction is not None:
             dm = estimate_row_datamodel(fit_rows, x_train, options.forget.fraction, options.datamodel_fits,
                                         seed=spec.seed)
-            value = {"inside": dm.inside, "outside": dm.outside, "included": dm.included}
-        else:
-            value = {"influence": class_influence(fit_rows, prepared.train.y.cpu().numpy(), x_train, seed=spec.seed)}
+            value = {"inside": dm.inside.cpu(), "outside": dm.outside.cpu(), "included": dm.included}
+        else:  # on the CPU, as a cache hit reads it, beside the CPU logits ``full``
+            influence = class_influence(fit_rows, prepared.train.y.cpu().numpy(), x_train, seed=spec.seed)
+            value = {"influence": influence.cpu()}
         return {**value, "seconds": time.perf_counter() - start}
 
     entry = cached("datamodel", dm_key, compute)
