@@ -23,7 +23,9 @@ from lossbench.errors import IncomparableError, ResultsError, UserError
 from lossbench.results import KEY, MetricChoice, label_sets, metric_values, sets_table
 
 ON_MISSING = ("drop", "error", "impute-worst")
-DEFAULT_BASELINE = "ce"
+#: The baseline when none is named: the first of these present (ce; the oracle of an unlearning suite), else the
+#: first loss.
+DEFAULT_BASELINES = ("ce", "retrain")
 
 
 # -- pairing and missing cells ----------------------------------------------------------------------
@@ -183,7 +185,7 @@ def jsonable(value: Any) -> Any:
 def choose_baseline(losses: Iterable[str], baseline: str | None) -> str:
     names = list(losses)
     if baseline is None:
-        return DEFAULT_BASELINE if DEFAULT_BASELINE in names else names[0]
+        return next((b for b in DEFAULT_BASELINES if b in names), names[0])
     if baseline not in names:
         raise UserError(
             f"Baseline loss {baseline!r} is not in the results.", f"Losses present: {', '.join(names)}."

@@ -33,21 +33,6 @@ def parse_objective(spec: str | ObjectiveSpec) -> ObjectiveSpec:
     raise SpecError(f"Unknown loss or method {raw.name!r}.", hint + "See `lossbench list losses`.")
 
 
-def check_task(spec: ObjectiveSpec, task: str) -> None:
-    """Refuse a method declared for none of the task type's loss tasks (``ar2`` in a classification suite): it
-    could never train there. A loss is not refused: a task with several kinds of data skips it per dataset."""
-    from lossbench.tasks import TASK_TYPES  # imported late: the task modules import torch models and sklearn
-
-    if spec.kind != "method":
-        return
-    declared = METHODS.get(spec.method_name).info.tasks
-    if declared & TASK_TYPES.get(task).loss_tasks:
-        return
-    homes = [name for name in TASK_TYPES.names() if TASK_TYPES.get(name).loss_tasks & declared]
-    raise SpecError(f"{spec.method_name!r} is a {', '.join(sorted(declared))} method; the suite's task is {task}.",
-                    f"Run it in a suite whose task is {' or '.join(homes) or 'one that declares it'}, or remove it.")
-
-
 def _loss(raw: ObjectiveSpec) -> ObjectiveSpec:
     info = LOSSES.get(raw.name).info
     given = dict(raw.params)
@@ -62,6 +47,9 @@ def _loss(raw: ObjectiveSpec) -> ObjectiveSpec:
 def _method(raw: ObjectiveSpec) -> ObjectiveSpec:
     info = METHODS.get(raw.name).info
     given = dict(raw.params)
+    if not info.uses_base_loss and WRAPPED in given:
+        raise SpecError(f"Method {raw.name!r} trains with its own objective; it takes no {WRAPPED}= loss.",
+                        f"Remove {WRAPPED}= from the spec.")
     loss = _wrapped(given.pop(WRAPPED, info.base_loss), f"Method {raw.name!r}", per_sample=False)
     _refuse_unknown(f"Method {raw.name!r}", given, info.params)
     kept = dict(_non_default(raw.name, given, info.params))
@@ -100,6 +88,36 @@ def _non_default(owner: str, given: Mapping[str, Any], params: Mapping[str, Para
         if value != params[key].default:
             kept[key] = value
     return tuple(sorted(kept.items()))
+
+
+def applicable_tasks(spec: ObjectiveSpec) -> frozenset[str]:
+    """The loss tasks a loss or method spec can train on: its method's and its loss's, unless the method brings its
+    own objective (then the method's alone)."""
+    method = METHODS.get(spec.method_name).info
+    if not method.uses_base_loss:
+        return method.tasks
+    return LOSSES.get(spec.loss_name).info.tasks & method.tasks
+
+
+def check_task(spec: ObjectiveSpec, task: Any) -> None:
+    """Refuse, before any training, a loss or method that applies to nothing the task type ``task`` trains
+    (``ar2`` in a classification suite, ``ce`` in an unlearning suite): it could never train there."""
+    from lossbench.tasks import TASK_TYPES  # imported late: the task modules import torch models and sklearn
+
+    tasks = applicable_tasks(spec)
+    if tasks & task.loss_tasks:
+        return
+    if spec.kind == "method" and not METHODS.get(spec.method_name).info.tasks & task.loss_tasks:
+        declared = METHODS.get(spec.method_name).info.tasks
+        homes = [name for name in TASK_TYPES.names() if TASK_TYPES.get(name).loss_tasks & declared]
+        raise SpecError(f"{spec.method_name!r} is a method for {' or '.join(sorted(declared))} data; the suite's "
+                        f"task is {task.name}.",
+                        f"Run it in a suite whose task is {' or '.join(homes) or 'one that declares it'}, or remove it.")
+    fits = sorted(e.name for e in METHODS if not e.obj.info.uses_base_loss and e.obj.info.tasks & task.loss_tasks)
+    hint = (f"The {task.name!r} task runs the methods {', '.join(fits)}." if fits
+            else f"Choose a loss declared for {', '.join(sorted(task.loss_tasks))} (`lossbench list losses`).")
+    raise SpecError(f"{str(spec)!r} is declared for {', '.join(sorted(tasks)) or 'no task'}; the {task.name!r} task "
+                    f"needs one declared for {', '.join(sorted(task.loss_tasks))}.", hint)
 
 
 def build_loss(spec: ObjectiveSpec, **context: Any) -> LossBase:

@@ -42,8 +42,8 @@ class Plan:
 def resolve_objectives(suite: Suite, losses: Sequence[str] | None) -> list[ObjectiveSpec]:
     """The objectives to run: ``--loss`` specs (parsed once, here) or the suite's; duplicates dropped."""
     chosen = [parse_objective(x) for x in losses] if losses else list(suite.objectives)
-    for objective in chosen:
-        check_task(objective, suite.task)
+    for obj in chosen:  # before any training: a method of another task family is refused, not skipped per trial
+        check_task(obj, TASK_TYPES.get(suite.task))
     return list(dict.fromkeys(chosen))
 
 
@@ -60,6 +60,7 @@ def resolve_datasets(
     for uri in uris:
         ds = load_dataset(uri)
         task.check_data(ds)
+        task.check_options(ds, suite.config.options)
         hashes[ds.uri] = ds.content_hash
         if sizes is not None:
             sizes[ds.uri] = len(ds.y)

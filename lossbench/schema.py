@@ -54,6 +54,10 @@ TRIAL_COLUMNS: dict[str, pa.DataType] = {
     # decision rule and training-label noise, as the task recorded them
     "threshold_rule": pa.string(),
     "noise_type": pa.string(),
+    # unlearning: the forget option, the hash of the forget rows and of the pre-trained weights (pairing)
+    "forget": pa.string(),
+    "forget_key": pa.string(),
+    "pretrain_sha": pa.string(),
     # cost
     "warmup_s": pa.float64(),  # the worker process's one-time start-up, paid before its first trial (else 0)
     "wall_s": pa.float64(),

@@ -30,6 +30,10 @@ PURPOSES: dict[str, str] = {
     "method": "a method's draws during training (StepState.generator): mixup, partners, noise",
     "method_setup": "what a method builds or draws outside the steps (key: what): auxiliary networks, clusters",
     "subsample": "an evaluation subsample (the retrieval gallery)",
+    "forget": "the unlearning task's forget set (a random fraction of the training rows)",
+    "unlearn_order": "the forget and retain batches of the unlearning steps (key: which set)",
+    "attribution": "DMM's datamodel designs: which rows or classes each fit leaves out (key: design)",
+    "attack": "the random start of the PGD attack on the forget rows",
 }
 _KEYS = {name: i for i, name in enumerate(PURPOSES)}
 

@@ -194,11 +194,6 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
     if task not in TASK_TYPES:
         raise fail("task", f"unknown task type {task!r}.", TASK_TYPES.suggest(task))
     task_type = TASK_TYPES.get(task)
-    for obj in objectives:
-        try:
-            check_task(obj, task)
-        except SpecError as exc:
-            raise fail("losses", exc.message, exc.hint or "") from None
     training = training_config(data.get("training", {}), fail)
     split = split_config(data.get("split", {}), fail)
     model = model_config(data.get("model", {}), task_type.default_model, fail)
@@ -211,6 +206,12 @@ def parse_suite(data: Mapping[str, Any], where: str = "<suite>") -> Suite:
                        f"Metrics that fit: {', '.join(metrics_for(task_type))}.")
     if data["primary_metric"] not in metrics:
         metrics = [data["primary_metric"], *metrics]
+
+    for obj in objectives:
+        try:
+            check_task(obj, task_type)
+        except SpecError as exc:
+            raise fail("losses", exc.message, exc.hint or "") from None
     table = dict(data.get("options", {}))
     options = task_type.parse_options(table, lambda k, p, f="": fail(f"options.{k}", p, f))
     return Suite(

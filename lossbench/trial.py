@@ -29,10 +29,8 @@ from threadpoolctl import threadpool_limits
 from lossbench import streams
 from lossbench.config import TrainingConfig
 from lossbench.errors import DataError, UserError
-from lossbench.losses import LOSSES
-from lossbench.methods import METHODS
 from lossbench.metrics import METRICS
-from lossbench.objectives import build_loss, build_method
+from lossbench.objectives import applicable_tasks, build_loss, build_method
 from lossbench.plugins import load_plugins
 from lossbench.provenance import device_name, environment
 from lossbench.sources import Dataset, load_dataset
@@ -268,9 +266,7 @@ def setup(spec: TrialSpec) -> Setup:
     prepared = prepare_cached(task, data, spec)
     info = {"n_classes": prepared.n_classes, **{k: v for k, v in prepared.info.items() if k.startswith("n_")},
             "dataset_name": data.name}
-    loss_cls = LOSSES.get(obj.loss_name)
-    method_cls = METHODS.get(obj.method_name)
-    ok, reason = task.supports(loss_cls.info.tasks & method_cls.info.tasks, prepared)
+    ok, reason = task.supports(applicable_tasks(obj), prepared)
     if not ok:
         raise Unsupported(f"{obj}: {reason}", info)
 
@@ -327,6 +323,9 @@ def train_setup(spec: TrialSpec, ready: Setup) -> TrainResult:
 
 
 def _run(spec: TrialSpec, row: dict[str, Any]) -> TrialResult:
+    task = TASK_TYPES.get(spec.task)
+    if task.runs_trials:  # a task with its own protocol (unlearning: pre-train, oracles, then the method)
+        return task.run_trial(spec, row)
     try:
         ready = setup(spec)
     except Unsupported as exc:
@@ -358,7 +357,7 @@ def execute_stacked(
     """
     from lossbench.vectorized import train_stacked, unsupported_reason
 
-    if len(specs) < 2:
+    if len(specs) < 2 or TASK_TYPES.get(specs[0].task).runs_trials:
         return [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
     warmup_s = warm_up(specs[0]) / len(specs)  # shared among the seeds, like the stack's wall time
 

@@ -42,7 +42,8 @@ def compare_command(
         typer.Option(
             "--baseline",
             "-b",
-            help="Reference loss for paired differences. Default: 'ce' if present, else the first.",
+            help="Reference loss for paired differences. Default: 'ce' if present, else 'retrain' (unlearning), "
+            "else the first.",
         ),
     ] = None,
     on_missing: Annotated[

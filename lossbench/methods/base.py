@@ -69,6 +69,9 @@ class MethodInfo:
     base_loss: str = "ce"  # the loss a method wraps unless the spec names another with base=
     version: str = "1"
     vectorizable: bool = False
+    #: False: the method brings its own objective (the unlearning methods) and the base loss is not trained with,
+    #: so ``tasks`` alone says where it applies.
+    uses_base_loss: bool = True
 
 
 class Method:

@@ -1,8 +1,9 @@
 """Unlearning metrics: accuracy per split, a loss-threshold membership attack, KLoM, gaps to the oracle.
 
 Pure functions of arrays (numpy or anything ``np.asarray`` accepts). ``logits`` are (n, K) scores, ``y`` integer
-labels. Not registered in :data:`METRICS` yet: the unlearning task passes them the forget, retain and test rows and
-the oracle models' outputs, which no other task has.
+labels. The row metrics of the ``unlearning`` task are registered at the end of this module: they consume the
+``unlearning`` prediction kind, a :class:`lossbench.tasks.unlearning.UnlearningView` (the model's outputs on the
+forget, retain and test rows beside the oracles'), which only that task makes, so no other suite is offered them.
 
 Sources: KLoM follows Georgiev, Rinberg, Park, Garg, Ilyas, Madry & Neel, "Attribute-to-Delete: Machine Unlearning
 via Datamodel Matching" (ICLR 2025, arXiv 2410.23232, appendix E.1) as implemented in the authors' benchmark
@@ -11,13 +12,15 @@ via Datamodel Matching" (ICLR 2025, arXiv 2410.23232, appendix E.1) as implement
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
 from sklearn.metrics import roc_auc_score
 
 from lossbench.errors import UserError
+from lossbench.metrics.base import register_metric
 
 
 def _logits_labels(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,3 +147,33 @@ def relative_cost(seconds: float, retrain_seconds: float) -> float:
     if not retrain_seconds > 0:
         return float("nan")
     return float(seconds / retrain_seconds)
+
+
+# -- the unlearning task's row metrics ---------------------------------------------------------------------------
+
+TASKS = frozenset({"unlearning"})
+UNBOUNDED = (0.0, float("inf"))
+
+
+def _register(name: str, fn: Callable[[Any], float], greater_is_better: bool, description: str,
+              limits: tuple[float, float] | None = None) -> None:
+    register_metric(name, greater_is_better=greater_is_better, tasks=TASKS, input="unlearning",
+                    bounded=limits is None, description=description, limits=limits)(fn)
+
+
+for _part in ("forget", "retain", "test"):
+    _register(f"{_part}_accuracy", lambda v, p=_part: v.accuracy[p], greater_is_better=_part != "forget",
+              description=f"Accuracy on the {_part} rows (read against the retrain oracle's).")
+    _register(f"klom_{_part}", lambda v, p=_part: v.klom(p), greater_is_better=False, limits=UNBOUNDED,
+              description=f"KLoM on the {_part} rows: 95th percentile of the per-row Gaussian KL between the model's "
+                          "margin and the oracle replicas' margins.")
+_register("accuracy_gap", lambda v: accuracy_gap(v.accuracy, v.ref.oracle_accuracy), greater_is_better=False,
+          description="Mean |accuracy - oracle accuracy| over the forget, retain and test rows.")
+_register("mia_auc", lambda v: v.mia_auc, greater_is_better=False,
+          description="AUC of the loss-threshold membership attack, forget rows vs test rows (oracle's: the target).")
+_register("mia_gap", lambda v: abs(v.mia_auc - v.ref.oracle_mia), greater_is_better=False,
+          description="|mia_auc - the retrain oracle's mia_auc|.")
+_register("forget_accuracy_pgd", lambda v: v.forget_accuracy_pgd, greater_is_better=False,
+          description="Forget accuracy after a PGD attack toward the true label (pgd_epsilon, pgd_steps).")
+_register("relative_cost", lambda v: v.relative_cost, greater_is_better=False, limits=UNBOUNDED,
+          description="Wall time of the method's unlearning over that of retraining from scratch.")

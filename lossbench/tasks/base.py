@@ -93,6 +93,14 @@ class TaskType:
     #: validated from one batched forward pass.
     predicts_from_outputs: bool = False
 
+    #: The task runs its trials itself (:meth:`run_trial`) instead of the one training loop.
+    runs_trials: bool = False
+
+    def run_trial(self, spec: TrialSpec, row: dict[str, Any]) -> Any:
+        """A whole trial, for a task that declares ``runs_trials``: a :class:`lossbench.trial.TrialResult` whose
+        row holds the outcome columns (``row`` already holds the key columns; add data columns such as n_train)."""
+        raise NotImplementedError(f"task {self.name!r} trains through the training loop")
+
     def parse_options(self, table: Mapping[str, Any], fail: Fail) -> Any:
         """The suite's ``[options]`` table as this task's options object (a frozen dataclass the task declares);
         raise ``fail(key, problem, fix)`` on a bad entry. Trials read it as ``spec.config.options``.
@@ -108,6 +116,10 @@ class TaskType:
 
         Raise :class:`lossbench.errors.DataError`; the default accepts everything.
         """
+
+    def check_options(self, data: Dataset, options: Any) -> None:
+        """Reject, in the driver before any trial runs, options this dataset cannot serve (a class to forget that
+        it does not have). Raise :class:`lossbench.errors.DataError`; the default accepts everything."""
 
     def prepare(self, data: Dataset, spec: TrialSpec) -> Prepared:
         raise NotImplementedError

@@ -41,6 +41,7 @@ import torch
 from scipy.linalg import hadamard
 from torch import nn
 
+from lossbench import streams
 from lossbench.errors import UserError
 
 #: Trains a fresh model on the given training-row positions (same recipe and initial weights as pre-training).
@@ -55,7 +56,7 @@ def fold_design(n_groups: int, folds: int, repeats: int, seed: int) -> np.ndarra
                         "Use the defaults (folds from the forget fraction, about 8 fits).")
     if n_groups < folds:
         raise UserError(f"Cannot split {n_groups} groups into {folds} folds.", "Use a larger training split.")
-    rng = np.random.default_rng([0xA771B, seed])
+    rng = streams.rng(seed, "attribution", "folds")
     masks = []
     for _ in range(repeats):
         fold = rng.permutation(n_groups) % folds
@@ -121,7 +122,7 @@ def hadamard_design(n_groups: int, seed: int) -> np.ndarray:
     M = 2^⌈log2(n_groups + 1)⌉ (columns shuffled by ``seed``): each group is in M/2 fits and every pair of groups is
     in together, apart and either way M/4 times each."""
     order = 1 << int(np.ceil(np.log2(n_groups + 1)))
-    columns = np.random.default_rng([0xAD4A, seed]).permutation(np.arange(1, order))[:n_groups]
+    columns = streams.rng(seed, "attribution", "hadamard").permutation(np.arange(1, order))[:n_groups]
     return hadamard(order)[:, columns] > 0
 
 

@@ -19,9 +19,10 @@ INTRO = """\
 Objectives of the `unlearning` task family (module `lossbench.unlearning`; design in
 [unlearning.md](unlearning.md)). They are not losses of a classification trial: each starts from the pre-trained
 model of its seed and runs a bounded budget of steps, one forget batch and one retain batch per step, with the model
-in eval mode. They are listed here for reference and become selectable when the unlearning task is registered; the
-oracle row, `retrain` (training from scratch on the retain rows), is not an objective. Every objective reads the
-forget inputs; what else it reads is listed under **Uses**.
+in eval mode. Each is a method of the `unlearning` task (`lossbench list methods`, `--loss npo:beta=0.5`, suites
+`unlearning` and `unlearning-half`) and of no other; the oracle row, method `retrain` (training from scratch on the
+retain rows), is not an objective. Every objective reads the forget inputs; what else it reads is listed under
+**Uses**.
 
 What was scaled down from the papers, and why: the models are lossbench's small MLPs and CNNs, not LLMs, ResNets or
 diffusion models; the step budget is a suite setting of about a hundred steps, so LAF's learning rates are 10× its

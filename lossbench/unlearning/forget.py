@@ -13,10 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from lossbench import streams
 from lossbench.errors import SpecError, UserError
-
-#: Salts the forget draw so it is independent of the split and batch-order streams of the same seed.
-_SALT = 0x5EED_F0E7
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ def select_forget(labels: np.ndarray, seed: int, option: ForgetOption | str | Ma
     if count < 1 or count > n - 1:
         raise UserError(f"A forget fraction of {option.fraction:g} of {n} training rows selects {count} rows.",
                         "Choose a fraction that keeps at least one row on each side.")
-    rng = np.random.default_rng([_SALT, seed])
+    rng = streams.rng(seed, "forget")  # independent of the split and batch streams
     return np.sort(rng.choice(n, size=count, replace=False)).astype(np.int64)
 
 

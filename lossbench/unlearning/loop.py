@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lossbench import streams
 from lossbench.errors import UserError
 from lossbench.unlearning.objectives import Objective, Rows, UnlearningData
 
@@ -33,10 +34,11 @@ class UnlearnResult:
     # unlearn_s excludes the time spent in ``evaluate`` for the curve
 
 
-def batch_schedule(n: int, batch_size: int, steps: int, seed: int, salt: int) -> list[torch.Tensor]:
-    """``steps`` batches of positions in ``range(n)``: passes over a fresh seeded permutation, concatenated."""
+def batch_schedule(n: int, batch_size: int, steps: int, seed: int, which: str) -> list[torch.Tensor]:
+    """``steps`` batches of positions in ``range(n)``: passes over fresh permutations of the seed's stream for
+    ``which`` set ("forget" or "retain"), concatenated."""
     size = min(batch_size, n)
-    g = torch.Generator().manual_seed(seed * 1_000_003 + salt)
+    g = streams.generator(seed, "unlearn_order", which)
     need = steps * size
     order = torch.cat([torch.randperm(n, generator=g) for _ in range(math.ceil(need / n))])
     return [order[i * size : (i + 1) * size] for i in range(steps)]
@@ -47,7 +49,7 @@ def make_data(model: nn.Module, forget: Rows, retain: Rows, budget: int, seed: i
     """The objective's view of a trial: a frozen copy of ``model`` as the reference and a seeded generator."""
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     return UnlearningData(forget=forget, retain=retain, reference=reference, budget=budget,
-                          generator=torch.Generator().manual_seed(seed + 104_729), predicted_oracle=predicted_oracle)
+                          generator=streams.generator(seed, "method"), predicted_oracle=predicted_oracle)
 
 
 def unlearn(
@@ -73,8 +75,8 @@ def unlearn(
     objective.setup(model, data)
     setup_s = time.perf_counter() - start
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=objective.lr)
-    forget_batches = batch_schedule(len(data.forget), batch_size, steps, seed, salt=1)
-    retain_batches = batch_schedule(len(data.retain), batch_size, steps, seed, salt=2)
+    forget_batches = batch_schedule(len(data.forget), batch_size, steps, seed, "forget")
+    retain_batches = batch_schedule(len(data.retain), batch_size, steps, seed, "retain")
 
     result = UnlearnResult(steps_run=0, setup_s=setup_s, unlearn_s=0.0)
     eval_s = 0.0

@@ -42,15 +42,16 @@ def test_the_query_document_methods_are_registered_for_that_task_only() -> None:
 def test_a_classification_suite_refuses_them(name: str) -> None:
     data = tomllib.loads((Path(__file__).parents[2] / "suites" / "quickstart.toml").read_text())
     data["losses"] = ["ce", name]
-    with pytest.raises(SuiteError, match=r"losses: '(ar2|ance)' is a query-document method; the suite's task is "
-                                         r"classification") as err:
+    with pytest.raises(SuiteError, match=r"losses: '(ar2|ance)' is a method for query-document data; the "
+                                         r"suite's task is classification") as err:
         parse_suite(data, "quick.toml")
     assert "retrieval" in (err.value.hint or "")
     # the --loss path of `lossbench run` checks the same
-    with pytest.raises(SpecError, match="query-document method"):
-        check_task(parse_objective(name), "classification")
-    check_task(parse_objective(name), "retrieval")
-    check_task(parse_objective("focal"), "retrieval")  # a loss is skipped per dataset, never refused here
+    with pytest.raises(SpecError, match="method for query-document data"):
+        check_task(parse_objective(name), TASK_TYPES.get("classification"))
+    check_task(parse_objective(name), TASK_TYPES.get("retrieval"))
+    with pytest.raises(SpecError, match="declared for binary"):  # a loss no dataset of the task could train
+        check_task(parse_objective("focal"), TASK_TYPES.get("retrieval"))
 
 
 def test_infonce_ance_and_ar2_of_a_seed_share_the_split_and_the_initial_retriever() -> None:

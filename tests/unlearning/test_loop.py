@@ -57,12 +57,12 @@ def test_empty_forget_set_is_refused() -> None:
 
 
 def test_batch_schedule_covers_every_row_once_per_pass() -> None:
-    batches = batch_schedule(10, 4, 5, seed=1, salt=1)
+    batches = batch_schedule(10, 4, 5, seed=1, which="forget")
     assert [len(b) for b in batches] == [4] * 5
     flat = torch.cat(batches)
     assert sorted(flat[:10].tolist()) == list(range(10))  # the first pass is a permutation
-    assert all(torch.equal(a, b) for a, b in zip(batches, batch_schedule(10, 4, 5, seed=1, salt=1), strict=True))
-    assert not torch.equal(torch.cat(batch_schedule(10, 4, 5, seed=2, salt=1)), flat)
+    assert all(torch.equal(a, b) for a, b in zip(batches, batch_schedule(10, 4, 5, seed=1, which="forget"), strict=True))
+    assert not torch.equal(torch.cat(batch_schedule(10, 4, 5, seed=2, which="forget")), flat)
     assert [len(b) for b in batch_schedule(3, 8, 2, 0, 1)] == [3, 3]  # never larger than the set
 
 

@@ -189,8 +189,8 @@ def test_adv_unlearn_without_attack_is_npo_plus_reference_kl() -> None:
         ref_f, ref_r = twin(forget.x), twin(retain.x)
     opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
     from lossbench.unlearning.loop import batch_schedule
-    f_idx = batch_schedule(len(forget), 100, 1, 0, salt=1)[0]
-    r_idx = batch_schedule(len(retain), 100, 1, 0, salt=2)[0]
+    f_idx = batch_schedule(len(forget), 100, 1, 0, which="forget")[0]
+    r_idx = batch_schedule(len(retain), 100, 1, 0, which="retain")[0]
     loss = npo_loss(twin(forget.x[f_idx]), forget.y[f_idx], log_likelihood(ref_f[f_idx], forget.y[f_idx]), 0.1)
     loss = loss + reference_kl(twin(retain.x[r_idx]), ref_r[r_idx])
     loss.backward()
