@@ -35,6 +35,10 @@ class DataError(UserError):
     """A dataset that cannot be loaded or is unusable for its task."""
 
 
+class DataUnavailable(DataError):
+    """A dataset that cannot be had here (not in the local cache, no network): a suite's run skips it and says so."""
+
+
 class ResultsError(UserError):
     """A results directory that cannot be read or written."""
 

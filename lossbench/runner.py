@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 import os
 import sys
 import uuid
@@ -16,7 +17,7 @@ from joblib import Parallel, delayed, parallel_config
 from joblib.externals.loky.process_executor import BrokenProcessPool
 
 from lossbench.backends import BackendConfig, parallel_backend
-from lossbench.errors import UserError
+from lossbench.errors import DataUnavailable, UserError
 from lossbench.objectives import check_task, parse_objective
 from lossbench.provenance import environment, versions
 from lossbench.sources import load_dataset
@@ -25,6 +26,8 @@ from lossbench.store import ResultStore
 from lossbench.suite import Suite
 from lossbench.tasks import TASK_TYPES
 from lossbench.trial import TrialResult, crashed, execute, execute_stacked
+
+log = logging.getLogger("lossbench")
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Plan:
     skipped_done: int
     data_hashes: dict[str, str] = field(default_factory=dict)
     data_sizes: dict[str, int] = field(default_factory=dict)  # rows (or images) per dataset: a trial's relative cost
+    unavailable: dict[str, str] = field(default_factory=dict)  # suite datasets that cannot be had here: uri -> why
 
 
 def resolve_objectives(suite: Suite, losses: Sequence[str] | None) -> list[ObjectiveSpec]:
@@ -48,22 +52,40 @@ def resolve_objectives(suite: Suite, losses: Sequence[str] | None) -> list[Objec
 
 
 def resolve_datasets(
-    suite: Suite, datasets: Sequence[str] | None, sizes: dict[str, int] | None = None
+    suite: Suite, datasets: Sequence[str] | None, sizes: dict[str, int] | None = None,
+    unavailable: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Load each dataset once in the driver: a bad URI fails before any trial runs, and its hash keys the trials.
 
-    ``sizes``, when given, receives each dataset's row count.
+    ``sizes``, when given, receives each dataset's row count. A dataset of the *suite* that cannot be had here (an
+    OpenML id absent from the cache, offline) is left out with one warning line and recorded in ``unavailable``:
+    the rest of the suite runs. One the user named with ``--dataset``, or a suite none of whose datasets can be
+    had, is an error.
     """
     uris = list(datasets) if datasets else list(suite.datasets)
     hashes: dict[str, str] = {}
+    missing: dict[str, str] = {}
     task = TASK_TYPES.get(suite.task)
     for uri in uris:
-        ds = load_dataset(uri)
+        try:
+            ds = load_dataset(uri)
+        except DataUnavailable as exc:
+            if datasets:
+                raise
+            missing[uri] = exc.message
+            log.warning("skipped %s: %s", uri, exc.message)
+            continue
         task.check_data(ds)
         task.check_options(ds, suite.config.options)
         hashes[ds.uri] = ds.content_hash
         if sizes is not None:
             sizes[ds.uri] = len(ds.y)
+    if missing and not hashes:
+        first = next(iter(missing.values()))
+        raise DataUnavailable(f"None of the {len(missing)} datasets of suite {suite.name!r} is available here: "
+                              f"{first}", "Pass --openml-cache DIR, or run once with network access.")
+    if unavailable is not None:
+        unavailable.update(missing)
     return hashes
 
 
@@ -78,8 +100,9 @@ def expand(
     threads: int = 1,
     plugins: Sequence[str] = (),
     sizes: dict[str, int] | None = None,
+    unavailable: dict[str, str] | None = None,
 ) -> tuple[list[TrialSpec], dict[str, str]]:
-    hashes = resolve_datasets(suite, datasets, sizes)
+    hashes = resolve_datasets(suite, datasets, sizes, unavailable)
     objectives = resolve_objectives(suite, losses)
     seed_list = list(seeds) if seeds is not None else list(suite.seeds)
     trials = [
@@ -110,10 +133,11 @@ def plan(store: ResultStore | None, suite: Suite, rerun: str = "none", **kwargs:
     if rerun not in ("none", "failed", "all"):
         raise UserError(f"Unknown --rerun value {rerun!r}.", "Use failed or all.")
     sizes: dict[str, int] = {}
-    trials, hashes = expand(suite, sizes=sizes, **kwargs)
+    unavailable: dict[str, str] = {}
+    trials, hashes = expand(suite, sizes=sizes, unavailable=unavailable, **kwargs)
     done = store.completed(rerun) if store is not None and store.root.exists() else set()
     pending = [t for t in trials if t.trial_id not in done]
-    return Plan(suite, trials, pending, len(trials) - len(pending), hashes, sizes)
+    return Plan(suite, trials, pending, len(trials) - len(pending), hashes, sizes, unavailable)
 
 
 Unit = list[TrialSpec]  # what one worker task runs: trials one after another, or seeds trained stacked
@@ -323,6 +347,7 @@ def manifest_entry(run_id: str, suite: Suite, the_plan: Plan, options: dict[str,
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "suite": suite.resolved(),
         "datasets": the_plan.data_hashes,
+        "unavailable": the_plan.unavailable,
         "n_trials": len(the_plan.trials),
         "n_pending": len(the_plan.pending),
         "options": options,

@@ -44,6 +44,8 @@ def unsupported_reason(models: Sequence[nn.Module], prepared: Sequence[Prepared]
         return "a single seed"
     if not all(type(m) is MLP for m in models):
         return "only the tabular MLP is stacked"
+    if len({m.activation for m in models}) != 1:
+        return "the seeds' models differ in activation"
     if any(isinstance(layer, nn.BatchNorm1d) for layer in models[0]):
         return "batch norm keeps running statistics per model"
     shapes = [[tuple(p.shape[:1]) for p in m.parameters()] for m in models]
@@ -78,6 +80,7 @@ class StackedMLP(nn.Module):
         linears = [[layer for layer in m if isinstance(layer, nn.Linear)] for m in models]
         drops = [layer for layer in models[0] if isinstance(layer, nn.Dropout)]
         self.dropout = float(drops[0].p) if drops else 0.0
+        self.activation = torch.tanh if models[0].activation == "tanh" else torch.relu
         self.n_in = max(ls[0].in_features for ls in linears)
         self.n_features = [ls[0].in_features for ls in linears]
         self.weights = nn.ParameterList()
@@ -99,7 +102,7 @@ class StackedMLP(nn.Module):
             h = torch.baddbmm(b.unsqueeze(1), h, w)
             if i == last:
                 break
-            h = torch.relu(h)
+            h = self.activation(h)
             if self.training and self.dropout > 0:
                 h = h * self.dropout_mask(h, generators)
         return h

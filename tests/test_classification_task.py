@@ -165,7 +165,12 @@ SUITE = {"name": "s", "version": "1", "task": "classification", "datasets": ["sk
 
 
 @pytest.mark.parametrize(("options", "match"), [
-    ({"noise": {"type": "uniform", "rate": 0.3}}, "noise.type"),
+    ({"noise": {"type": "gaussian", "rate": 0.3}}, "noise.type"),
+    ({"noise": {"type": "swap", "rate": 0.3}}, "noise.pairs"),
+    ({"noise": {"type": "pair", "rate": 0.3, "pairs": [["a", "b"]]}}, "only swap noise"),
+    ({"noise": {"type": "swap", "rate": 0.3, "pairs": [["a", "b"], ["b", "c"]]}}, "two pairs"),
+    ({"noise": {"type": "swap", "rate": 0.3, "pairs": [["a", "b", "c"]]}}, "two-class lists"),
+    ({"noise": {"type": "uniform", "rate": 0.3, "val": "yes"}}, "noise.val"),
     ({"noise": {"type": "symmetric", "rate": 1.5}}, "noise.rate"),
     ({"noise": {"type": "symmetric", "rate": "high"}}, "noise.rate"),
     ({"noise": {"type": "symmetric", "rate": 0.1, "seed": 3}}, "noise.seed"),

@@ -46,11 +46,12 @@ def data_notes(target: Console, quiet: bool = False) -> Iterator[None]:
     logger = logging.getLogger("lossbench")
     handler = ConsoleNotes(target)
     handler.setLevel(logging.WARNING if quiet else logging.INFO)
-    previous = logger.level
+    previous = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # a library that configured the root logger (openml) would print each line twice
     try:
         yield
     finally:
         logger.removeHandler(handler)
-        logger.setLevel(previous)
+        logger.level, logger.propagate = previous

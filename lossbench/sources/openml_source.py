@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lossbench.errors import DataError
+from lossbench.errors import DataError, DataUnavailable
 from lossbench.sources.base import SOURCES, Dataset, encode_labels
 from lossbench.specs import DatasetURI
 
-OPTIONS = {"target", "positive"}
+OPTIONS = {"target", "positive", "drop"}
 #: The files openml-python needs to load a dataset without a network call (§3.2 of docs/data.md).
 REQUIRED = ("description.xml", "features.xml")
 #: Files worth copying; openml's pickles are pandas-version-specific and are never copied.
@@ -123,7 +123,7 @@ def fetch(did: int, root: Path, target: str | None = None) -> tuple[pd.DataFrame
                 f"{type(exc).__name__}: {str(exc)[:200]}",
                 "Replace that folder with a fresh copy of the dataset's files.",
             ) from None
-        raise DataError(
+        raise DataUnavailable(
             f"OpenML dataset {did} is not in the OpenML cache searched at {where}, and downloading it failed "
             f"({_reason(exc)}).",
             "Pass --openml-cache DIR (or set OPENML_CACHE_DIR) to a cache holding org/openml/www/datasets/"
@@ -159,16 +159,24 @@ def _copy_back(work: Path, source: Path) -> None:
 
 
 def load_openml(uri: DatasetURI) -> Dataset:
-    """``openml:<id>[#target=<column>&positive=<class>]``; the target defaults to the dataset's default target."""
+    """``openml:<id>[#target=<column>&positive=<class>&drop=<a;b>]``; the target defaults to the dataset's default
+    target; ``drop`` removes feature columns (e.g. vowel's speaker columns, absent from its LIBSVM version)."""
     opts = uri.option_dict
     unknown = set(opts) - OPTIONS
     if unknown:
-        raise DataError(f"Unknown option {sorted(unknown)[0]!r} in {str(uri)!r}.", "openml: URIs accept target=, positive=.")
+        raise DataError(f"Unknown option {sorted(unknown)[0]!r} in {str(uri)!r}.",
+                        "openml: URIs accept target=, positive=, drop=.")
     did = parse_id(uri)
     root = openml_cache_root()
     X, y, target, name, downloaded = fetch(did, root, str(opts["target"]) if "target" in opts else None)
     X = X.reset_index(drop=True)
     X.columns = [str(c) for c in X.columns]
+    drop = [c for c in str(opts.get("drop", "")).split(";") if c]
+    missing = [c for c in drop if c not in X.columns]
+    if missing:
+        raise DataError(f"Cannot drop column {missing[0]!r}: OpenML dataset {did} has no such feature.",
+                        f"Its features are: {', '.join(map(str, X.columns[:20]))}.")
+    X = X.drop(columns=drop)
     labels = y.astype(object).where(y.notna(), None).reset_index(drop=True)
     codes, classes = encode_labels(labels, str(uri), opts.get("positive"))
     meta: dict[str, Any] = {"source": "openml", "openml_id": did, "target": target,

@@ -23,7 +23,7 @@ from lossbench.models import MODELS
 from lossbench.sources.base import Dataset
 from lossbench.specs import TrialSpec
 from lossbench.tasks.base import TASK_TYPES, Fail, Prepared, TaskType, TensorSplit
-from lossbench.tasks.label_noise import LabelNoise, inject_label_noise, parse_noise
+from lossbench.tasks.label_noise import LabelNoise, inject_label_noise, parse_noise, swap_table
 
 #: One row per split (train, validation, test) at least, or stratification fails.
 MIN_CLASS_ROWS = 3
@@ -113,7 +113,7 @@ THRESHOLD_RULE = "max-on-val"
 
 @dataclass(frozen=True)
 class ClassificationOptions:
-    noise: LabelNoise | None = None  # training labels only
+    noise: LabelNoise | None = None  # training labels (and validation labels with noise.val); test stays clean
 
 
 class TabularClassification(TaskType):
@@ -139,7 +139,7 @@ class TabularClassification(TaskType):
                             "Check the file and the target=/drop= options.")
 
     def parse_options(self, table: Mapping[str, Any], fail: Fail) -> ClassificationOptions:
-        """``[options]``: ``noise = {type = "symmetric" | "pair", rate = 0.3}`` (training labels only)."""
+        """``[options]``: ``noise = {type = "symmetric", rate = 0.3}`` (training labels; validation too with val)."""
         for key in table:
             if key != "noise":
                 raise fail(key, "unknown option.", "The classification task accepts: noise.")
@@ -152,14 +152,17 @@ class TabularClassification(TaskType):
         # Fitted on the training rows only, so no validation or test statistic reaches the model.
         pre = make_preprocessor(X).fit(X.iloc[train_idx])
         k = data.n_classes
-        y_train = data.y[train_idx]
+        labels = {"train": data.y[train_idx], "val": data.y[val_idx], "test": data.y[test_idx]}
         record: dict[str, Any] = {"threshold_rule": THRESHOLD_RULE if k == 2 else "argmax"}
         noise = spec.config.options.noise
         if noise is not None:
-            y_train, _ = inject_label_noise(y_train, k, noise, spec.seed, count="per-row")
-            record.update(noise_type=noise.type, noise_rate=noise.rate,
-                          noise_realised=float(np.mean(y_train != data.y[train_idx])))
-        labels = {"train": y_train, "val": data.y[val_idx], "test": data.y[test_idx]}
+            swaps = self.swaps(noise, data) if noise.type == "swap" else None
+            for part in ("train", "val") if noise.val else ("train",):
+                labels[part], changed = inject_label_noise(labels[part], k, noise, spec.seed, count="per-row",
+                                                           swaps=swaps, split=part)
+                if part == "train":
+                    record.update(noise_type=noise.type, noise_rate=noise.rate, noise_realised=float(changed.mean()))
+        y_train = labels["train"]
         parts = {name: to_split(pre.transform(X.iloc[i]), labels[name]) for name, i in
                  (("train", train_idx), ("val", val_idx), ("test", test_idx)) if len(i)}
         return Prepared(
@@ -172,6 +175,13 @@ class TabularClassification(TaskType):
             class_counts=np.bincount(y_train, minlength=k).tolist(),  # what the loss can know: the noisy labels
             info={"n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx), "record": record},
         )
+
+    @staticmethod
+    def swaps(noise: LabelNoise, data: Dataset) -> np.ndarray:
+        try:
+            return swap_table(noise.pairs, data.classes, data.uri)
+        except ValueError as exc:
+            raise DataError(f"noise.pairs: {exc}.", "List pairs of this dataset's class names.") from None
 
     def build_model(self, prepared: Prepared, spec: TrialSpec) -> nn.Module:
         model = spec.config.model

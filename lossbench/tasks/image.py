@@ -104,7 +104,11 @@ def parse_image_options(table: Mapping[str, Any], fail: Fail) -> ImageOptions:
     crop, flip = aug.get("crop", 0), aug.get("flip", False)
     if isinstance(crop, bool) or not isinstance(crop, int) or crop < 0 or not isinstance(flip, bool):
         raise fail("augment", "crop must be an integer >= 0 and flip a bool.")
-    noise = parse_noise(table["noise"], fail) if "noise" in table else None
+    noise = parse_noise(table["noise"], fail, val_default=True) if "noise" in table else None
+    if noise is not None and (noise.type == "swap" or not noise.val):
+        key, problem = ("type", "swap noise is tabular-only") if noise.type == "swap" else \
+            ("val", "the image task always corrupts validation labels too")
+        raise fail(f"noise.{key}", f"{problem}.", "Use symmetric, uniform or pair noise, without val.")
     imb = table.get("imbalance", 1)
     if isinstance(imb, bool) or not isinstance(imb, (int, float)) or imb < 1:
         raise fail("imbalance", f"must be a number >= 1 (n_head / n_tail); got {imb!r}.")
