@@ -254,3 +254,115 @@ def until_conclusive(
         code = max(code, round_code) if round_code != 6 else code
         if not the_plan.pending:  # nothing ran and nothing changes: stop rather than loop
             return decide_cells(store.read_trials(), grid, baseline, design, higher_is_better), code
+
+
+# -- the gate: grow a CI candidate's open cells ------------------------------------------------------
+
+
+def candidate_suite(store: ResultStore) -> tuple[Suite, int, dict[str, object]]:
+    """The suite a candidate folder was run with, its starting seed count and the first run's options."""
+    from lossbench.cli.run import seed_list
+    from lossbench.suite import parse_suite
+
+    runs = store.read_manifest().get("runs", [])
+    if not runs:
+        raise UserError(f"{str(store.root)!r} records no `lossbench run`, so the gate cannot run more seeds.",
+                        "Pass the --out folder of the candidate's `lossbench run` as --candidate.")
+    first = runs[0]
+    recorded = {k: v for k, v in first.get("suite", {}).items() if k != "path"}
+    suite = parse_suite(recorded, "the candidate's manifest (as recorded)")
+    opts = first.get("options", {})
+    seeds = seed_list(suite.seeds, opts.get("seeds"), opts.get("seed_offset") or 0)  # type: ignore[arg-type]
+    return suite, len(seeds if seeds is not None else suite.seeds), opts
+
+
+def paired_gate_values(base: pd.DataFrame, cand: pd.DataFrame, metric: str | None
+                       ) -> tuple[dict[tuple[str, str], list[tuple[int, float]]], dict[tuple[str, str], list[int]]]:
+    """Per (dataset, loss): the oriented candidate − baseline differences by seed, and the baseline's ok seeds."""
+    from lossbench.results import metric_values
+
+    choice, bvals = metric_values(base, metric)
+    _, cvals = metric_values(cand, choice.name)
+    sign = 1.0 if choice.higher_is_better else -1.0
+    b = base.assign(v=bvals)[lambda f: (f["status"] == "ok") & np.isfinite(f["v"])]
+    c = cand.assign(v=cvals)[lambda f: (f["status"] == "ok") & np.isfinite(f["v"])]
+    base_seeds = {key: sorted(int(s) for s in g["seed"]) for key, g in b.groupby(["dataset", "loss"])}
+    joined = b[["dataset", "loss", "seed", "v"]].merge(c[["dataset", "loss", "seed", "v"]],
+                                                       on=["dataset", "loss", "seed"], suffixes=("_b", "_c"))
+    diffs = {key: sorted((int(r.seed), sign * (r.v_c - r.v_b)) for r in g.itertuples())
+             for key, g in joined.groupby(["dataset", "loss"])}
+    return diffs, base_seeds
+
+
+def gate_decisions(diffs: Mapping[tuple[str, str], list[tuple[int, float]]],
+                   base_seeds: Mapping[tuple[str, str], list[int]], tried: set[tuple[str, str, int]],
+                   margins: Mapping[tuple[str, str], float], start: int, max_seeds: int, alpha: float
+                   ) -> list[CellDecision]:
+    """Non-inferiority verdicts (pass / regression) of the sequential rule, and the seeds each open cell needs.
+
+    More seeds come from the baseline's ok seeds in order that the candidate has not tried.
+    """
+    out = []
+    for key in sorted(margins):
+        design = sequential.Design(start=start, max_seeds=max_seeds, margin=margins[key], alpha=alpha,
+                                   cells=len(margins), question="non-inferiority")
+        d = np.array([v for _, v in diffs.get(key, [])])
+        looks = tuple(k for k in design.plan() if k <= len(d))
+        if looks:
+            dec = sequential.decide(d[:looks[-1]], looks, design)
+            verdict, n, est, low, high = dec.verdict, dec.n, dec.estimate, dec.low, dec.high
+            need = design.next_look(looks[-1]) - len(d) if verdict == sequential.OPEN else 0
+        else:
+            verdict, n, est, low, high = sequential.OPEN, len(d), math.nan, -math.inf, math.inf
+            need = design.start - len(d)
+        untried = [s for s in base_seeds.get(key, []) if (key[0], key[1], s) not in tried]
+        nxt = tuple(untried[:need])
+        if verdict == sequential.OPEN and not nxt:
+            verdict = sequential.INCONCLUSIVE
+        out.append(CellDecision(key[0], key[1], str(verdict), n, float(est), float(low), float(high), nxt))
+    return out
+
+
+def grow_candidate(baseline: Sequence[str], store: ResultStore, margins: Mapping[tuple[str, str], float],
+                   metric: str | None, max_seeds: int, alpha: float, n_jobs: int = 1,
+                   on_round: Callable[[int, Sequence[CellDecision]], None] | None = None) -> list[CellDecision]:
+    """Run the candidate's open cells on more of the baseline's seeds until each passes, regresses or runs out.
+
+    The candidate's suite and trial settings are those its folder's manifest recorded; the new trials are
+    ordinary rows of that folder. Returns the final non-inferiority decisions.
+    """
+    from lossbench.backends import BackendConfig
+    from lossbench.provenance import resolve_device
+    from lossbench.results import load_trials
+    from lossbench.runner import run
+
+    suite, start, opts = candidate_suite(store)
+    if max_seeds < start:
+        raise UserError(f"--max-seeds {max_seeds} is below the candidate's {start} starting seeds.",
+                        f"Give --max-seeds {start} or more.")
+    device = resolve_device(str(opts.get("device") or "auto"))
+    spec_options = {"trial_timeout": opts.get("trial_timeout"), "device": device,
+                    "threads": int(opts.get("threads") or 1)}  # type: ignore[call-overload]
+    base = load_trials(baseline)
+    round_no = 0
+    while True:
+        cand = store.read_trials()
+        diffs, base_seeds = paired_gate_values(base, cand, metric)
+        tried = set(zip(cand["dataset"], cand["loss"], cand["seed"].astype(int), strict=True))
+        decisions = gate_decisions(diffs, base_seeds, tried, margins, start, max_seeds, alpha)
+        if on_round is not None:
+            on_round(round_no, decisions)
+        grow = [c for c in decisions if c.next_seeds]
+        if not grow:
+            return decisions
+        trials, hashes, sizes = [], {}, {}
+        for c in grow:
+            specs, h = expand(suite, losses=[c.loss], datasets=[c.dataset], seeds=list(c.next_seeds),
+                              sizes=sizes, **spec_options)
+            trials += specs
+            hashes.update(h)
+        the_plan = Plan(suite, trials, trials, 0, hashes, sizes)
+        run(store, the_plan, backend=BackendConfig("loky", n_jobs, threads=spec_options["threads"]),
+            options={**opts, "gate_until_conclusive": {"round": round_no + 1, "max_seeds": max_seeds},
+                     "round_cells": [[c.dataset, c.loss, list(c.next_seeds)] for c in grow]})
+        round_no += 1

@@ -165,3 +165,52 @@ def test_a_kill_between_rounds_loses_nothing_and_the_rerun_continues(
     assert status.exit_code == 0 and "pending 0" in text and "Adaptive seeding against ce" in text
     for c in final["cells"]:
         assert c["verdict"] in text
+
+
+def test_gate_decisions_follow_the_non_inferiority_rule() -> None:
+    from lossbench.adaptive import gate_decisions
+
+    key_ok, key_bad, key_open = ("d", "a"), ("d", "b"), ("d", "c")
+    diffs = {key_ok: [(0, 0.001), (1, -0.001), (2, 0.0)], key_bad: [(0, -0.2), (1, -0.201), (2, -0.199)],
+             key_open: [(0, 0.05), (1, -0.06), (2, 0.02)]}
+    base_seeds = {k: list(range(8)) for k in diffs}
+    tried = {(k[0], k[1], s) for k in diffs for s in range(3)}
+    margins = dict.fromkeys(diffs, 0.01)
+    got = {(c.loss): c for c in gate_decisions(diffs, base_seeds, tried, margins, 3, 8, 0.05)}
+    for key, expected in ((key_ok, sq.PASS), (key_bad, sq.REGRESSION), (key_open, sq.OPEN)):
+        design = sq.Design(start=3, max_seeds=8, margin=0.01, alpha=0.05, cells=3, question="non-inferiority")
+        ref = sq.decide([v for _, v in diffs[key]], (3,), design)
+        assert got[key[1]].verdict == ref.verdict == expected
+    assert got["c"].next_seeds == (3, 4) and got["a"].next_seeds == ()
+
+
+def noisy_copy(folder: Path, sd: float) -> None:
+    """The same trials with noise added to the primary value: a baseline that differs from a rerun."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(1)
+    for f in sorted((folder / "trials").glob("*.parquet")):
+        table = pq.read_table(f)
+        frame = table.to_pandas()
+        frame["value"] = frame["value"] + rng.normal(0, sd, len(frame))
+        pq.write_table(pa.Table.from_pandas(frame, schema=table.schema, preserve_index=False), f)
+
+
+def test_gate_until_conclusive_runs_the_candidates_open_cells_on_the_baselines_seeds(
+    tmp_path: Path, tiny_suite_file: Path
+) -> None:
+    base, cand = tmp_path / "base", tmp_path / "cand"
+    common = ["--suite", str(tiny_suite_file), "-l", "ce", "-l", "focal", "-q"]
+    assert invoke("run", *common, "--seeds", "4", "--out", str(base)).exit_code == 0
+    noisy_copy(base, 0.03)  # differences of ±0.03 against a margin of 0.01: open after 2 seeds
+    assert invoke("run", *common, "--seeds", "2", "--out", str(cand)).exit_code == 0
+    gated = invoke("gate", "-b", str(base), "-c", str(cand), "--until-conclusive", "--max-seeds", "4", "-f", "json")
+    assert gated.exit_code == 0, gated.output
+    trials = ResultStore(cand).read_trials()
+    assert sorted(set(trials["seed"])) == [0, 1, 2, 3] and len(trials) == 16  # the looks at 2 and 4 seeds
+    verdict = json.loads(gated.output)
+    assert any("sequential rule" in note for note in verdict["notes"])
+    assert {c["n"] for c in verdict["cells"]} == {4}
+    status = invoke("status", str(cand))
+    assert "16 trials — ok 16, pending 0" in status.output
