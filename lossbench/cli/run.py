@@ -351,13 +351,13 @@ def run_adaptive(store: Any, suite: Any, adaptive: Any, seed_values: Sequence[in
         console.print(f"[bold]{suite.name}[/bold] v{suite.version}, until conclusive against {baseline}: "
                       f"{len(grid.datasets)} datasets × {len(grid.losses) - 1} losses, looks at {looks} seeds, "
                       f"margin {design.margin:g}, α {design.alpha:g} over the cells → {out_dir}", highlight=False)
-    if dry_run:
-        from lossbench.adaptive import decide_cells
-
-        trials = store.read_trials() if store.root.is_dir() else None
+    if dry_run:  # the next round only: later rounds depend on its results
         import pandas as pd
 
-        first = decide_cells(trials if trials is not None else pd.DataFrame(), grid, baseline, design, higher)
+        from lossbench.adaptive import decide_cells
+
+        trials = store.read_trials() if store.root.is_dir() else pd.DataFrame()
+        first = decide_cells(trials, grid, baseline, design, higher)
         the_plan = grid.round_plan([c for c in first if c.next_seeds], baseline,
                                    store.completed() if store.root.is_dir() else set())
         print_grid(the_plan.trials, {t.trial_id for t in the_plan.pending})
