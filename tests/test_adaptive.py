@@ -214,3 +214,9 @@ def test_gate_until_conclusive_runs_the_candidates_open_cells_on_the_baselines_s
     assert {c["n"] for c in verdict["cells"]} == {4}
     status = invoke("status", str(cand))
     assert "16 trials — ok 16, pending 0" in status.output
+
+
+def test_adaptive_options_without_until_conclusive_are_refused(tmp_path: Path, tiny_suite_file: Path) -> None:
+    result = invoke("run", "--suite", str(tiny_suite_file), "--out", str(tmp_path / "out"), "--baseline", "ce")
+    assert result.exit_code == 2 and "only apply to an adaptive run" in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()
