@@ -48,6 +48,7 @@ D. J. Schuirmann (1987), two one-sided tests, J. Pharmacokinet. Biopharm. 15:657
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ class Design:
     question: str = "difference"
     spending: str = "pocock"
     growth: float = 1.6
+    looks: tuple[int, ...] | None = None  # the seed counts of the looks, when not from ``growth``
 
     def __post_init__(self) -> None:
         if self.start < 2:
@@ -164,6 +166,15 @@ class Design:
             raise UserError(f"Unknown spending function {self.spending!r}.", f"Use one of: {', '.join(SPENDING)}.")
         if not self.growth > 1:
             raise UserError(f"Rounds must grow: growth must exceed 1, got {self.growth}.")
+        if self.looks is not None:
+            at = tuple(self.looks)
+            if not at or at[0] != self.start or at[-1] != self.max_seeds or any(b <= a for a, b in itertools.pairwise(at)):
+                shown = ",".join(map(str, at))
+                raise UserError(
+                    f"--looks {shown} must increase from the {self.start} starting seeds to --max-seeds "
+                    f"{self.max_seeds}.",
+                    f"E.g. --looks {self.start},{self.max_seeds}, or leave --looks out.",
+                )
 
     @property
     def cell_alpha(self) -> float:
@@ -171,7 +182,9 @@ class Design:
         return self.alpha / self.cells
 
     def plan(self) -> tuple[int, ...]:
-        """Seeds at each planned look: start, ×growth rounded up (at least one more seed), ..., max_seeds."""
+        """Seeds at each planned look: ``looks``, or start, ×growth rounded up (at least one more seed), ..., max_seeds."""
+        if self.looks is not None:
+            return tuple(self.looks)
         looks = [self.start]
         while looks[-1] < self.max_seeds:
             looks.append(min(self.max_seeds, max(looks[-1] + 1, math.ceil(looks[-1] * self.growth - 1e-9))))

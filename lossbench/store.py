@@ -3,7 +3,8 @@
 Layout::
 
     RESULTS/
-      manifest.json                 schema version and one entry per run (argv, suite, versions, git sha)
+      manifest.json                 schema version, one entry per run (argv, suite, versions, git sha) and
+                                    the decisions of an adaptive run (`run --until-conclusive`)
       trials/part-<run>-<n>.parquet one file per finished unit of work (or per compaction)
       metrics/part-<run>-<n>.parquet per-epoch curves, long format
       examples/<trial_id>.npz       a few test predictions of an ok trial (segmentation), for report plots
@@ -232,6 +233,16 @@ class ResultStore:
         manifest["schema_version"] = SCHEMA_VERSION
         runs = [r for r in manifest.get("runs", []) if r.get("run_id") != entry.get("run_id")]
         manifest["runs"] = [*runs, entry]
+        try:
+            atomic_write_bytes(self.root / MANIFEST, json.dumps(manifest, indent=2, default=str).encode())
+        except OSError as exc:
+            raise write_failed(self.root, exc) from None
+
+    def record_decisions(self, history: list[dict[str, Any]]) -> None:
+        """Replace the manifest's record of adaptive-seeding decisions (``lossbench run --until-conclusive``)."""
+        manifest = self.read_manifest()
+        manifest["schema_version"] = SCHEMA_VERSION
+        manifest["decisions"] = history
         try:
             atomic_write_bytes(self.root / MANIFEST, json.dumps(manifest, indent=2, default=str).encode())
         except OSError as exc:

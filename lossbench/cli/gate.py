@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -77,6 +78,20 @@ def gate_command(
             help="Candidate trials allowed to fail (failed, timeout, oom, crashed; not diverged) before exit 4.",
         ),
     ] = 0,
+    until_conclusive: Annotated[
+        bool,
+        typer.Option(
+            "--until-conclusive",
+            help="Before deciding, run the candidate's undecided cells on more of the baseline's seeds (up to "
+            "--max-seeds), judging each by the sequential rule (docs/compare.md#adaptive-seeding).",
+        ),
+    ] = False,
+    max_seeds: Annotated[
+        int, typer.Option("--max-seeds", min=2, max=10_000, help="--until-conclusive: most seeds per cell.")
+    ] = 20,
+    n_jobs: Annotated[
+        int, typer.Option("--n-jobs", "-j", min=1, max=1024, help="--until-conclusive: worker processes.")
+    ] = 1,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the verdict as JSON here.")] = None,
     github_summary: Annotated[
         Path | None,
@@ -97,6 +112,10 @@ def gate_command(
     cells missing); 4 more candidate trials failed than --max-failed allows (default 0), or none could be
     judged; 5 inconclusive under --strict.
 
+    With --until-conclusive the candidate must be one `lossbench run` folder: cells the sequential rule
+    leaves open are run on more seeds (those the baseline has) into that folder, with the suite and settings
+    its manifest recorded, and their verdicts come from that rule.
+
     Example: lossbench gate --baseline main-results/ --candidate pr-results/ --calibration calibration.json
     --json verdict.json --github-summary "$GITHUB_STEP_SUMMARY"
     """
@@ -106,19 +125,27 @@ def gate_command(
     console = make_console()
     with user_errors():
         try:
-            result = run_gate(
-                baseline,
-                candidate,
-                mode=mode.value,
-                metric=metric,
-                calibration=calibration,
-                alpha=alpha,
-                atol=atol,
-                rtol=rtol,
-                strict=strict,
-                max_missing=max_missing,
-                max_failed=max_failed,
-            )
+            if until_conclusive:
+                result = grown(baseline, candidate, mode.value, metric, max_seeds, alpha, n_jobs, strict,
+                               max_failed, console, output_format == OutputFormat.rich,
+                               lambda base, cand: run_gate(
+                                   base, cand, mode=mode.value, metric=metric, calibration=calibration,
+                                   alpha=alpha, atol=atol, rtol=rtol, strict=strict, max_missing=max_missing,
+                                   max_failed=max_failed))
+            else:
+                result = run_gate(
+                    baseline,
+                    candidate,
+                    mode=mode.value,
+                    metric=metric,
+                    calibration=calibration,
+                    alpha=alpha,
+                    atol=atol,
+                    rtol=rtol,
+                    strict=strict,
+                    max_missing=max_missing,
+                    max_failed=max_failed,
+                )
         except UserError as exc:
             # CI still gets a machine-readable verdict when the gate cannot judge
             outcome = {3: "INCOMPARABLE", 4: "INFRASTRUCTURE_FAILURE"}.get(exc.exit_code, "ERROR")
@@ -152,6 +179,53 @@ def gate_command(
         if github_summary is not None:
             write_text(github_summary, tables.gate_to_markdown(result), append=True)
     raise typer.Exit(result.exit_code)
+
+
+def grown(baseline: list[str], candidate: list[str], mode: str, metric: str | None, max_seeds: int,
+          alpha: float, n_jobs: int, strict: bool, max_failed: int, console: Any, show: bool,
+          gate: Callable[[Any, Any], Any]) -> Any:
+    """--until-conclusive: gate on the seeds both sides have, grow the candidate's open cells on the baseline's
+    further seeds, gate again, and take the cells' verdicts from the sequential rule (the p-values shown stay
+    those of the fixed-n tests on every seed, for reference)."""
+    from lossbench import sequential
+    from lossbench.adaptive import grow_candidate
+    from lossbench.gate import INCONCLUSIVE, PASS, REGRESSION, _outcome
+    from lossbench.results import load_trials
+    from lossbench.store import ResultStore
+
+    if mode != "stat":
+        raise UserError("--until-conclusive needs --mode stat.", "Leave out --mode exact.")
+    if len(candidate) != 1 or not (Path(candidate[0]) / "manifest.json").is_file():
+        raise UserError("--until-conclusive needs the candidate as one `lossbench run` results folder.",
+                        "Pass that run's --out folder once with --candidate.")
+    base = load_trials(baseline)
+
+    def gate_tried() -> Any:  # the baseline's seeds beyond the candidate's are the reserve, not missing trials
+        cand = load_trials(candidate)
+        return gate(base[base["seed"].isin(set(cand["seed"]))], cand)
+
+    result = gate_tried()
+    judged = result.cells[result.cells["verdict"].isin([PASS, REGRESSION, INCONCLUSIVE])]
+    margins = {(r.dataset, r.loss): float(r.delta) for r in judged.itertuples()}
+
+    def progress(round_no: int, decisions: Any) -> None:
+        more = sum(len(c.next_seeds) for c in decisions)
+        if show and more:
+            console.print(f"gate round {round_no + 1}: {more} more candidate trials for "
+                          f"{sum(1 for c in decisions if c.next_seeds)} open cells", highlight=False)
+
+    decisions = grow_candidate(baseline, ResultStore(candidate[0]), margins, metric, max_seeds, alpha, n_jobs,
+                               progress)
+    result = gate_tried()
+    verdict = {sequential.PASS: PASS, sequential.REGRESSION: REGRESSION}
+    by_cell = {(c.dataset, c.loss): verdict.get(c.verdict, INCONCLUSIVE) for c in decisions}
+    cells = result.cells.copy()
+    cells["verdict"] = [by_cell.get((r.dataset, r.loss), r.verdict) for r in cells.itertuples()]
+    result.cells = cells
+    result.outcome, result.exit_code = _outcome(cells, result.suite, strict, result.n_candidate_failed, max_failed)
+    result.notes.append(f"--until-conclusive: cell verdicts from the sequential rule (up to {max_seeds} seeds, "
+                        "docs/compare.md#adaptive-seeding); the p-values are the fixed-n tests, for reference.")
+    return result
 
 
 def calibrate_command(

@@ -133,6 +133,22 @@ def run_command(
     progress_every: Annotated[float, typer.Option("--progress-every", min=1, max=86400, help="When output is not "
                                                   "a terminal (CI logs): seconds between plain progress lines.")]
     = 30.0,
+    until_conclusive: Annotated[bool, typer.Option("--until-conclusive", help="Adaptive seeding: after each "
+                                                   "round, judge every (dataset, loss) against --baseline and "
+                                                   "add seeds only where the verdict is open, up to --max-seeds "
+                                                   "(docs/compare.md#adaptive-seeding).")] = False,
+    baseline: Annotated[str | None, typer.Option("--baseline", "-b", help="--until-conclusive: the loss every "
+                                                 "other loss is compared with; one of the run's losses.")] = None,
+    max_seeds: Annotated[int, typer.Option("--max-seeds", min=2, max=MAX_SEEDS, help="--until-conclusive: "
+                                           "most seeds a cell may reach.")] = 20,
+    margin: Annotated[float | None, typer.Option("--margin", help="--until-conclusive: smallest difference in "
+                                                 "the primary metric that matters; within it, equivalent. "
+                                                 "Default 0.01 for a metric in [0, 1].")] = None,
+    alpha: Annotated[float, typer.Option("--alpha", min=0.0001, max=0.5, help="--until-conclusive: chance of "
+                                         "any false verdict over all cells and looks.")] = 0.05,
+    looks: Annotated[str | None, typer.Option("--looks", help="--until-conclusive: seed counts at which cells "
+                                              "are judged, e.g. 5,8,13,20 (from the starting seeds to "
+                                              "--max-seeds). Default: each about 1.6 × the previous.")] = None,
     openml_cache: Annotated[Path | None, typer.Option("--openml-cache", help="OpenML cache root holding "
                                                       "org/openml/www/datasets/<id>/ (sets OPENML_CACHE_DIR); "
                                                       "openml: datasets load offline from it.")] = None,
@@ -146,6 +162,10 @@ def run_command(
     (ok or diverged) or was skipped; 2 bad input; 3 incompatible results folder; 4 some trials failed,
     crashed, timed out or ran out of memory; 6 nothing ran (every trial skipped); 130 interrupted.
 
+    With --until-conclusive, the run goes in rounds: after each, every (dataset, loss) cell is judged
+    against --baseline with a group-sequential rule, and only open cells get more seeds; rerunning the
+    same command continues the sequence.
+
     Examples:
 
       lossbench run
@@ -153,6 +173,8 @@ def run_command(
       lossbench run --suite imbalanced --loss anyloss-f1 --loss ce --seeds 5 --n-jobs 2 --out results/
 
       lossbench run --dataset csv:data.csv#target=label --loss focal:gamma=1 --dry-run
+
+      lossbench run --suite imbalanced --baseline ce --until-conclusive --max-seeds 20
     """
     from rich.markup import escape
 
@@ -191,6 +213,19 @@ def run_command(
         store.check_writable()
     store.check_same_experiment(the_suite.resolved())
     seed_values = seed_list(the_suite.seeds, seeds, seed_offset)
+    adaptive = adaptive_design(the_suite, loss, seed_values, until_conclusive, baseline, max_seeds, margin,
+                               alpha, looks, len(dataset or the_suite.datasets))
+    if adaptive is not None:
+        raise typer.Exit(run_adaptive(
+            store, the_suite, adaptive, seed_values, dataset, out_dir, dry_run, quiet,
+            dict(losses=loss, datasets=dataset, trial_timeout=trial_timeout, device=resolved_device,
+                 threads=threads, plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in plugin or []]),
+            dict(n_jobs=workers_n, backend=backend.value, scheduler=scheduler, retries=retries, rerun=rerun.value,
+                 trial_timeout=trial_timeout, device=device, threads=threads, vectorize_seeds=vectorize_seeds,
+                 losses=loss, datasets=dataset, seeds=seeds, seed_offset=seed_offset,
+                 openml_cache=str(openml_cache) if openml_cache is not None else None,
+                 data_root=str(data_root) if data_root is not None else None),
+            backend_config, vectorize_seeds, progress_every))
     with data_notes(console, quiet):
         the_plan = plan(
             store, the_suite, rerun=rerun.value, losses=loss, datasets=dataset, seeds=seed_values,
@@ -263,4 +298,102 @@ def print_grid(trials: list[Any], pending: set[str]) -> None:
         table.add_column(col)
     for t in trials:
         table.add_row(t.trial_id, t.dataset, t.loss, str(t.seed), "pending" if t.trial_id in pending else "done")
+    console.print(table)
+
+
+def adaptive_design(suite: Any, losses: Sequence[str] | None, seed_values: Sequence[int] | None,
+                    until_conclusive: bool, baseline: str | None, max_seeds: int, margin: float | None,
+                    alpha: float, looks: str | None, n_datasets: int) -> Any:
+    """The sequential design of an --until-conclusive run, refused before anything runs; None without it."""
+    from lossbench.errors import UserError
+
+    if not until_conclusive:
+        if baseline is not None or looks is not None or margin is not None:
+            raise UserError("--baseline, --margin and --looks only apply to an adaptive run.",
+                            "Add --until-conclusive, or leave them out.")
+        return None
+    from lossbench import sequential
+    from lossbench.adaptive import check_baseline, primary_direction
+    from lossbench.runner import resolve_objectives
+
+    names = [str(o) for o in resolve_objectives(suite, losses)]
+    base = check_baseline(baseline, names)
+    higher, the_margin = primary_direction(suite.primary_metric, margin)
+    start = len(seed_values if seed_values is not None else suite.seeds)
+    planned = parse_looks(looks) if looks is not None else None
+    design = sequential.Design(start=start, max_seeds=max_seeds, margin=the_margin, alpha=alpha,
+                               cells=n_datasets * (len(names) - 1), looks=planned)
+    return base, higher, design
+
+
+def parse_looks(text: str) -> tuple[int, ...]:
+    from lossbench.errors import UserError
+
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"--looks {text!r} is not a list of seed counts.", "Write e.g. --looks 5,8,13,20.") from None
+
+
+def run_adaptive(store: Any, suite: Any, adaptive: Any, seed_values: Sequence[int] | None,
+                 datasets: Sequence[str] | None, out_dir: Path, dry_run: bool, quiet: bool,
+                 spec_options: dict[str, Any], options: dict[str, Any], backend_config: Any,
+                 vectorize_seeds: bool, progress_every: float) -> int:
+    """Rounds of --until-conclusive: each one an ordinary run of the open cells' next seeds."""
+    from lossbench.adaptive import Grid, seed_sequence, until_conclusive
+
+    baseline, higher, design = adaptive
+    start = list(seed_values if seed_values is not None else suite.seeds)
+    with data_notes(console, quiet):
+        grid = Grid(suite, seeds=seed_sequence(start, design.max_seeds), **spec_options)
+    looks = ", ".join(map(str, design.plan()))
+    if not quiet:
+        console.print(f"[bold]{suite.name}[/bold] v{suite.version}, until conclusive against {baseline}: "
+                      f"{len(grid.datasets)} datasets × {len(grid.losses) - 1} losses, looks at {looks} seeds, "
+                      f"margin {design.margin:g}, α {design.alpha:g} over the cells → {out_dir}", highlight=False)
+    if dry_run:  # the next round only: later rounds depend on its results
+        import pandas as pd
+
+        from lossbench.adaptive import decide_cells
+
+        trials = store.read_trials() if store.root.is_dir() else pd.DataFrame()
+        first = decide_cells(trials, grid, baseline, design, higher)
+        the_plan = grid.round_plan([c for c in first if c.next_seeds], baseline,
+                                   store.completed() if store.root.is_dir() else set())
+        print_grid(the_plan.trials, {t.trial_id for t in the_plan.pending})
+        return 0
+
+    def one_round(the_plan: Any, extra: Any) -> int:
+        return execute(store, the_plan, backend_config, {**options, **extra}, vectorize_seeds, True, progress_every)
+
+    def show(round_no: int, decisions: Any) -> None:
+        if quiet:
+            return
+        counts: dict[str, int] = {}
+        for c in decisions:
+            counts[c.verdict] = counts.get(c.verdict, 0) + 1
+        more = sum(len(c.next_seeds) for c in decisions)
+        when = "before the first round" if round_no == 0 else f"after round {round_no}"
+        console.print(f"{when}: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items()))
+                      + (f"; {more} more cell-seeds to run" if more else ""), highlight=False)
+
+    decisions, code = until_conclusive(store, grid, baseline, design, higher, one_round, show)
+    if not quiet:
+        print_decisions(decisions, baseline)
+        console.print(f"Results: {store.root}  (decisions in its manifest; `lossbench status {store.root}`)",
+                      highlight=False)
+    return code
+
+
+def print_decisions(decisions: Sequence[Any], baseline: str) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"verdicts against {escape(baseline)}", title_justify="left")
+    for col in ("dataset", "loss", "verdict", "seeds", "difference", "interval"):
+        table.add_column(col)
+    for c in decisions:
+        interval = "" if c.verdict == "open" and c.n < 2 else f"[{c.low:+.4f}, {c.high:+.4f}]"
+        estimate = f"{c.estimate:+.4f}" if c.estimate == c.estimate else ""
+        table.add_row(escape(c.dataset), escape(c.loss), c.verdict, str(c.n), estimate, interval)
     console.print(table)

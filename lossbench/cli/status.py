@@ -28,6 +28,11 @@ def recorded_grids(runs: list[dict[str, Any]], suite: str | None) -> list[tuple[
         recorded = {k: v for k, v in run.get("suite", {}).items() if k != "path"}
         the_suite = parse_suite(recorded, f"{run.get('suite', {}).get('path') or 'the manifest'} (as recorded)")
         opts = run.get("options", {})
+        for dataset, loss, cell_seeds in opts.get("round_cells") or ():  # a round of `run --until-conclusive`
+            args = {"losses": [loss], "datasets": [dataset], "seeds": cell_seeds}
+            grids.setdefault(repr((recorded, args)), (the_suite, args))
+        if opts.get("round_cells"):
+            continue
         seeds = seed_list(the_suite.seeds, opts.get("seeds"), opts.get("seed_offset") or 0)
         args = {"losses": opts.get("losses"), "datasets": opts.get("datasets"), "seeds": seeds}
         grids.setdefault(repr((recorded, args)), (the_suite, args))
@@ -99,3 +104,32 @@ def status_command(
         console.print(table)
         if len(reasons) > 50:
             console.print(f"… and {len(reasons) - 50} more.")
+    history = store.read_manifest().get("decisions") or []
+    if history:
+        print_decisions(history)
+
+
+def print_decisions(history: list[dict[str, Any]]) -> None:
+    """The rounds of `run --until-conclusive` and where each cell stands after the last one."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    last = history[-1]
+    design = last.get("design", {})
+    console.print(f"[bold]Adaptive seeding[/bold] against {escape(str(last.get('baseline')))} "
+                  f"(looks at {', '.join(map(str, design.get('looks', [])))} seeds, margin {design.get('margin')}, "
+                  f"α {design.get('alpha')} over {design.get('cells')} cells):", highlight=False)
+    for entry in history:
+        counts = ", ".join(f"{v} {n}" for v, n in sorted(entry.get("counts", {}).items()))
+        console.print(f"  look {entry.get('round')} ({entry.get('trials')} trials, {entry.get('at', '')[:19]}): "
+                      f"{counts}", highlight=False)
+    table = Table(title="verdicts at the last look", title_justify="left")
+    for col in ("dataset", "loss", "verdict", "seeds", "difference", "interval", "next seeds"):
+        table.add_column(col, overflow="fold")
+    for c in last.get("cells", []):
+        low, high, est = c.get("low"), c.get("high"), c.get("estimate")
+        interval = f"[{low:+.4f}, {high:+.4f}]" if low is not None and high is not None else ""
+        table.add_row(escape(str(c["dataset"])), escape(str(c["loss"])), str(c["verdict"]), str(c["n"]),
+                      f"{est:+.4f}" if est is not None else "", interval,
+                      ", ".join(map(str, c.get("next_seeds", []))))
+    console.print(table)
