@@ -116,15 +116,29 @@ def plan(store: ResultStore | None, suite: Suite, rerun: str = "none", **kwargs:
 Unit = list[TrialSpec]  # what one worker task runs: trials one after another, or seeds trained stacked
 
 
-def seed_stacks(pending: Sequence[TrialSpec], vectorize_seeds: bool = False) -> list[Unit]:
-    """Group trials into units of work: with ``vectorize_seeds``, every pending seed of one
-    (dataset, objective, configuration) in one unit to train stacked, in grid order; otherwise one trial per unit."""
-    if not vectorize_seeds:
+def stacks(pending: Sequence[TrialSpec], vectorize: bool = True, workers: int = 1) -> list[Unit]:
+    """Group trials into units of work: with ``vectorize``, every pending trial of one (dataset, configuration),
+    all its losses and seeds, in one unit to train stacked (``trial.execute_stacked``), in grid order; otherwise
+    one trial per unit.
+
+    With fewer units than ``workers``, the largest unit is halved by seed until each worker has one (a unit
+    keeps whole seeds: each seed's split is prepared once).
+    """
+    if not vectorize:
         return [[s] for s in pending]
     groups: dict[str, Unit] = {}
-    for spec in pending:
-        groups.setdefault(replace(spec, seed=0).trial_id, []).append(spec)  # the trial id with the seed left out
-    return list(groups.values())
+    for spec in pending:  # the trial id with the seed and the objective left out
+        groups.setdefault(replace(spec, seed=0, objective=ObjectiveSpec("")).trial_id, []).append(spec)
+    units = list(groups.values())
+    while len(units) < workers:
+        unit = max(units, key=lambda u: (len({s.seed for s in u}), len(u)))
+        seeds = list(dict.fromkeys(s.seed for s in unit))
+        if len(seeds) < 2:
+            break
+        first = set(seeds[: len(seeds) // 2])
+        at = units.index(unit)
+        units[at : at + 1] = [[s for s in unit if s.seed in first], [s for s in unit if s.seed not in first]]
+    return units
 
 
 def by_split(pending: Sequence[TrialSpec]) -> list[Unit]:
@@ -179,7 +193,7 @@ def dispatch(
     backend: BackendConfig,
     run_id: str,
     marker_dir: str | None = None,
-    vectorize_seeds: bool = False,
+    vectorize: bool = True,
     sizes: Mapping[str, int] | None = None,
 ) -> Iterator[list[TrialResult]]:
     """Run trials in parallel workers and yield the results of each unit as soon as it finishes.
@@ -193,12 +207,13 @@ def dispatch(
     is cancelled, the trials that were running in a dead worker are recorded as ``crashed``,
     trials that never returned are run again, and the rest of the grid goes on.
     """
-    units = seed_stacks(pending, vectorize_seeds)
-    if backend.name == "loky" and (backend.n_jobs == 1 or len(units) <= 1):
+    sequential = backend.name == "loky" and backend.n_jobs == 1
+    units = stacks(pending, vectorize, 1 if sequential else max(backend.n_jobs, 1))
+    if sequential or (backend.name == "loky" and len(units) <= 1):
         for unit in units:
-            yield _worker_execute(unit, run_id, "sequential", None, vectorize_seeds)
+            yield _worker_execute(unit, run_id, "sequential", None, vectorize)
         return
-    units = largest_first(units if vectorize_seeds else by_split(pending), sizes or {})
+    units = largest_first(units if vectorize else by_split(pending), sizes or {})
     failures: tuple[type[BaseException], ...] = (BrokenProcessPool,)
     if backend.name == "dask":
         failures += dask_failures()
@@ -216,7 +231,7 @@ def dispatch(
         with parallel_backend(backend) as kwargs:
             try:
                 for results in Parallel(return_as="generator_unordered", **kwargs)(
-                    delayed(_worker_execute)(unit, run_id, backend.name, markers, vectorize_seeds) for unit in remaining
+                    delayed(_worker_execute)(unit, run_id, backend.name, markers, vectorize) for unit in remaining
                 ):
                     received.update(result.row["trial_id"] for result in results)
                     yield results
@@ -335,9 +350,12 @@ def run(
     backend: BackendConfig | None = None,
     options: dict[str, Any] | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
-    vectorize_seeds: bool = False,
+    vectorize: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run the pending trials of ``the_plan``, writing each row as it arrives; returns the new rows."""
+    """Run the pending trials of ``the_plan``, writing each row as it arrives; returns the new rows.
+
+    ``vectorize``: train the trials of each (dataset, configuration) stacked where their model, losses and methods
+    allow it (the same values as one by one; ``trial.execute_stacked``)."""
     run_id = new_run_id()
     store.open_for_writing()
     rows: list[dict[str, Any]] = []
@@ -345,7 +363,7 @@ def run(
     with store.lock(), store.marker_dir(run_id) as markers:
         store.record_run(manifest_entry(run_id, the_plan.suite, the_plan, options or {}))
         for results in dispatch(the_plan.pending, (backend or BackendConfig()).validate(), run_id, markers,
-                                vectorize_seeds=vectorize_seeds, sizes=the_plan.data_sizes):
+                                vectorize=vectorize, sizes=the_plan.data_sizes):
             for result in results:  # examples before the rows that make them visible
                 store.write_examples(result.row["trial_id"], result.examples)
             # one fragment per unit of work: fewer files to write now and to compact at the end
