@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 # Explicit on both sides: per trial was the default before stacking became it. A checkout older than
-# --no-vectorize (in throughput.py's child) runs only the --vectorize variants.
+# --no-vectorize (in throughput.py's child) fails on the --no-vectorize variants.
 VARIANTS = {"--n-jobs 1 --no-vectorize": ["--n-jobs", "1", "--no-vectorize"],
             "--n-jobs 1 --vectorize": ["--n-jobs", "1", "--vectorize"],
             "--n-jobs 2 --no-vectorize": ["--n-jobs", "2", "--no-vectorize"],

@@ -11,6 +11,8 @@ shared, and wall time would count the waiting):
 - ``foreach`` / ``default`` Adam instead of ``fused``;
 - ``compiled`` (with ``--compile``): ``torch.compile`` of the forward + loss.
 
+The order of the variants is reversed every other repeat; medians are printed.
+
 ``--profile`` prints torch.profiler's table of the baddbmm step (self CPU time by operator).
 """
 
@@ -99,8 +101,9 @@ def main() -> None:
         variants["baddbmm compiled + fused Adam"] = lambda: cpu_ms_per_step(args.members, args.steps, forward_bmm,
                                                                           "fused", compiled=True)
     times: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(args.repeats):
-        for name, fn in variants.items():
+    for rep in range(args.repeats):
+        order = list(variants.items())
+        for name, fn in order if rep % 2 == 0 else order[::-1]:  # the first of a round runs colder
             times[name].append(fn())
     base = statistics.median(times["baddbmm + fused Adam"])
     print("| variant | CPU ms/step (median) | per member | vs baddbmm + fused |")

@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,7 @@ from lossbench.specs import ObjectiveSpec, TrialSpec
 from lossbench.store import ResultStore
 from lossbench.suite import Suite
 from lossbench.tasks import TASK_TYPES
-from lossbench.trial import TrialResult, crashed, execute, execute_stacked
+from lossbench.trial import TrialResult, crashed, execute, execute_stacked, warm_worker
 
 
 @dataclass
@@ -130,7 +131,7 @@ def stacks(pending: Sequence[TrialSpec], vectorize: bool = True, workers: int = 
     for spec in pending:  # the trial id with the seed and the objective left out
         groups.setdefault(replace(spec, seed=0, objective=ObjectiveSpec("")).trial_id, []).append(spec)
     units = list(groups.values())
-    while len(units) < workers:
+    while units and len(units) < workers:
         unit = max(units, key=lambda u: (len({s.seed for s in u}), len(u)))
         seeds = list(dict.fromkeys(s.seed for s in unit))
         if len(seeds) < 2:
@@ -171,6 +172,28 @@ def _worker_execute(
         if stacked and len(unit) > 1:
             return execute_stacked(unit, run_id=run_id, backend=backend, marker_dir=marker_dir)
         return [execute(spec, run_id=run_id, backend=backend, marker_dir=marker_dir) for spec in unit]
+
+
+def warm_workers(backend: BackendConfig, device: str, plugins: Sequence[str]) -> threading.Thread | None:
+    """Start the local workers and pay their one-time costs (imports, torch's optimiser machinery, the device) in
+    the background while the driver plans and loads the data; join the thread before ``run``.
+
+    joblib keeps one loky pool for the process, so the run's ``Parallel`` finds these workers started and warm.
+    Only a head start: if it fails, the run's workers warm up as before.
+    """
+    if backend.name != "loky" or backend.n_jobs < 2:
+        return None
+
+    def start() -> None:
+        try:
+            with parallel_backend(backend) as kwargs:
+                Parallel(**kwargs)(delayed(warm_worker)(device, list(plugins)) for _ in range(backend.n_jobs))
+        except Exception:  # a failed head start changes nothing the run relies on
+            pass
+
+    thread = threading.Thread(target=start, name="lossbench-warm-workers", daemon=True)
+    thread.start()
+    return thread
 
 
 def dask_failures() -> tuple[type[BaseException], ...]:
@@ -257,6 +280,13 @@ def dispatch(
                 suspects = unfinished_units[0] if unidentified >= 2 else []
             else:
                 unidentified = 0
+            if len(suspects) > 1:
+                # A stack died with its worker: its trials go again one per unit, so that only the trial
+                # that kills its worker is recorded as crashed.
+                alone = {s.trial_id for s in suspects}
+                remaining = [[s] for s in suspects] + [u2 for u2 in ([s for s in u if s.trial_id not in alone]
+                                                                     for u in unfinished_units) if u2]
+                continue
             for spec in suspects:
                 yield [crashed(spec, run_id, "dask", 1 + backend.retries,
                                f"dask worker died running this trial ({type(failure).__name__}: {reason})")]

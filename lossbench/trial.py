@@ -197,6 +197,16 @@ def warm_up(spec: TrialSpec) -> float:
     return time.perf_counter() - t0
 
 
+def warm_worker(device: str, plugins: Sequence[str]) -> int:
+    """``warm_up`` ahead of any trial (``runner.warm_workers``): the worker's first trial then finds it paid."""
+    global _warm
+    load_plugins(list(plugins))
+    if not _warm:
+        warm_up_step(device)
+        _warm = True
+    return os.getpid()
+
+
 def execute(
     spec: TrialSpec, run_id: str = "", backend: str = "local", attempt: int = 1, marker_dir: str | None = None
 ) -> TrialResult:

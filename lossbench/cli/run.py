@@ -163,7 +163,7 @@ def run_command(
     from lossbench.backends import BackendConfig
     from lossbench.plugins import load_plugins
     from lossbench.provenance import resolve_device
-    from lossbench.runner import plan
+    from lossbench.runner import plan, warm_workers
     from lossbench.store import ResultStore
     from lossbench.suite import load_suite
 
@@ -185,6 +185,8 @@ def run_command(
     backend_config = BackendConfig(backend.value, workers_n, scheduler, retries, threads,
                                    gpu=resolved_device.startswith("cuda")).validate()
     the_suite = load_suite(suite)
+    plugins = [str(Path(p).resolve()) if p.endswith(".py") else p for p in plugin or []]
+    warming = None if dry_run else warm_workers(backend_config, resolved_device, plugins)  # while planning
     own = own_data(the_suite.datasets, dataset)
     out_dir = out if out is not None else default_out(the_suite.name, own)
     store = ResultStore(out_dir)
@@ -199,7 +201,7 @@ def run_command(
         the_plan = plan(
             store, the_suite, rerun=rerun.value, losses=loss, datasets=dataset, seeds=seed_values,
             trial_timeout=trial_timeout, device=resolved_device, threads=threads,
-            plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in plugin or []],
+            plugins=plugins,
         )
     if scheduler and n_jobs is not None and not quiet:
         console.print(f"[dim]note: --n-jobs {n_jobs} is not used with --scheduler: the cluster's workers run the "
@@ -207,6 +209,8 @@ def run_command(
     if dry_run:
         print_grid(the_plan.trials, {t.trial_id for t in the_plan.pending})
         return
+    if warming is not None:
+        warming.join()  # the run's pool is the one it started
     what = (f"{escape(', '.join(own))} (the training settings of suite {the_suite.name} v{the_suite.version})" if own
             else f"[bold]{the_suite.name}[/bold] v{the_suite.version}")
     if not quiet:
