@@ -218,3 +218,23 @@ def test_every_stackable_loss_trains_loss_by_seed_stacked_as_it_does_alone(tmp_p
     assert set(stacked.loc[ok, "training_mode"]) == {"loss-seed-stacked"}
     outcome = [c for c in OUTCOME if c in per_seed.columns]
     pd.testing.assert_frame_equal(per_seed[outcome], stacked[outcome], check_exact=True)
+
+
+def test_run_stacks_by_default_and_no_vectorize_trains_each_trial_alone(tmp_path: Path, tiny_suite_file: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lossbench.cli.app import app
+
+    modes = {}
+    for name, flags in {"default": [], "off": ["--no-vectorize"], "old-flag": ["--vectorize-seeds"]}.items():
+        result = CliRunner().invoke(app, ["run", "--suite", str(tiny_suite_file), "--out", str(tmp_path / name), "-q",
+                                          *flags])
+        assert result.exit_code == 0, result.output
+        trials = pd.read_parquet(tmp_path / name / "trials").sort_values("trial_id")
+        modes[name] = set(trials["training_mode"])
+        if name == "default":
+            default = trials
+    assert modes == {"default": {"loss-seed-stacked"}, "off": {"per-seed"}, "old-flag": {"loss-seed-stacked"}}
+    assert list(trials["trial_id"]) == list(default["trial_id"])  # the mode is not in the key
+    help_text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
+    assert "--no-vectorize" in help_text and "--vectorize-seeds" not in help_text
