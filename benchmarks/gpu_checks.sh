@@ -7,8 +7,9 @@
 # which copies the OpenML cache to .gpu-cache/openml and fills lossbench's own Parquet cache in .gpu-cache/lossbench
 # (so neither the network nor the openml package is needed there). Then, on the GPU machine, from the repo root:
 #   OUT=/some/folder bash benchmarks/gpu_checks.sh         # with the device tool: carry [".gpu-cache"]
-# Sizes (environment): DATASETS (throughput grid, default 6), GRID_SEEDS (10), GRID_EPOCHS (suite's: empty),
-# STEP_TIMEOUT (seconds per step, default 240). Everything printed is also written under $OUT.
+# Sizes (environment): DATASETS (throughput grid, default 6), GRID_SEEDS (10), STEP_TIMEOUT (seconds per step,
+# default 240); GRID_EXTRA (more `lossbench run` arguments, e.g. "--dataset openml:1068"), DEVICE (cuda; cpu for a
+# smoke test of the script itself), SKIP_THROUGHPUT=1. Everything printed is also written under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -32,6 +33,8 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 LOSSBENCH_CACHE_DIR=$CACHE/lossbench O
 DATASETS=${DATASETS:-6}
 GRID_SEEDS=${GRID_SEEDS:-10}
 STEP_TIMEOUT=${STEP_TIMEOUT:-240}
+DEVICE=${DEVICE:-cuda}
+read -r -a EXTRA <<< "${GRID_EXTRA:-}"
 LOSSES=(ce weighted-ce focal label-smoothing balanced-softmax logit-adjust cb-focal ldam gce anyloss-f1)
 exec > >(tee "$OUT/gpu_checks.log") 2>&1
 
@@ -58,21 +61,23 @@ summary() {  # mean utilisation and the share of samples over 50 %
              what, s/n, 100*busy/n, n, m; else print what ": no nvidia-smi samples"}' "$OUT/$2.csv"
 }
 
-echo "== throughput.py on cuda ($DATASETS datasets; the plain loop stays on the CPU)"
-pid=$(sample throughput)
-timeout "$STEP_TIMEOUT" $PY benchmarks/throughput.py --openml-cache "$CACHE/openml" --datasets "$DATASETS" \
-    --device cuda --variants vec-seq,seq
-echo "exit $?"
-kill "$pid" 2>/dev/null
-summary "throughput.py" throughput
+if [[ -z "${SKIP_THROUGHPUT:-}" ]]; then
+    echo "== throughput.py on $DEVICE ($DATASETS datasets; the plain loop stays on the CPU)"
+    pid=$(sample throughput)
+    timeout "$STEP_TIMEOUT" $PY benchmarks/throughput.py --openml-cache "$CACHE/openml" --datasets "$DATASETS" \
+        --device "$DEVICE" --variants vec-seq,seq
+    echo "exit $?"
+    kill "$pid" 2>/dev/null
+    summary "throughput.py" throughput
+fi
 
-echo "== GPU grid: imbalanced, ${#LOSSES[@]} losses x $GRID_SEEDS seeds, --device cuda"
+echo "== GPU grid: imbalanced, ${#LOSSES[@]} losses x $GRID_SEEDS seeds, --device $DEVICE ${EXTRA[*]}"
 args=()
 for loss in "${LOSSES[@]}"; do args+=(--loss "$loss"); done
 pid=$(sample grid)
 start=$(date +%s.%N)
-timeout "$STEP_TIMEOUT" $PY -m lossbench run --suite imbalanced "${args[@]}" --seeds "$GRID_SEEDS" --device cuda \
-    --n-jobs 1 --openml-cache "$CACHE/openml" --out "$OUT/grid" --progress-every 15
+timeout "$STEP_TIMEOUT" $PY -m lossbench run --suite imbalanced "${args[@]}" --seeds "$GRID_SEEDS" --device "$DEVICE" \
+    "${EXTRA[@]}" --n-jobs 1 --openml-cache "$CACHE/openml" --out "$OUT/grid" --progress-every 15
 status=$?
 echo "exit $status after $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s wall"
 kill "$pid" 2>/dev/null
