@@ -5,7 +5,7 @@ Run: ``python benchmarks/ab_throughput.py --openml-cache /tmp/lb_openml --checko
 
 Each checkout runs ``benchmarks/throughput.py --child`` (its own copy) on one suite written by this script: the
 grid and budget of ``throughput.py`` (the first ``--datasets`` of the ``imbalanced`` suite, smallest first).
-Variants (``--n-jobs 1`` and ``2``, per seed and with ``--vectorize-seeds``) and checkouts alternate, the order
+Variants (``--n-jobs 1`` and ``2``, ``--no-vectorize`` and ``--vectorize``) and checkouts alternate, the order
 reversed every repeat, so a drift in the machine's load hits each alike. Printed: every run's wall time (and, for
 ``--n-jobs 1``, the CPU time of the process that trains), then per variant the best of the repeats and its ratio
 to the first checkout. A checkout of another version may compute different values; the work is the same
@@ -26,8 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-VARIANTS = {"--n-jobs 1": ["--n-jobs", "1"], "--n-jobs 1 --vectorize-seeds": ["--n-jobs", "1", "--vectorize"],
-            "--n-jobs 2": ["--n-jobs", "2"], "--n-jobs 2 --vectorize-seeds": ["--n-jobs", "2", "--vectorize"]}
+# Explicit on both sides: per trial was the default before stacking became it. A checkout older than
+# --no-vectorize (in throughput.py's child) fails on the --no-vectorize variants.
+VARIANTS = {"--n-jobs 1 --no-vectorize": ["--n-jobs", "1", "--no-vectorize"],
+            "--n-jobs 1 --vectorize": ["--n-jobs", "1", "--vectorize"],
+            "--n-jobs 2 --no-vectorize": ["--n-jobs", "2", "--no-vectorize"],
+            "--n-jobs 2 --vectorize": ["--n-jobs", "2", "--vectorize"]}
 
 
 def main() -> None:

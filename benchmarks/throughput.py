@@ -35,6 +35,13 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 LOSSES = ["ce", "focal", "anyloss-f1"]
 SEEDS = 5
+#: short name -> (printed name, lossbench arguments); "vectorised" is the default since stacking became the default
+VARIANTS = {
+    "seq": ("lossbench --n-jobs 1 --no-vectorize", ["--n-jobs", "1", "--no-vectorize", "--instrument"]),
+    "par": ("lossbench --n-jobs 2 --no-vectorize", ["--n-jobs", "2", "--no-vectorize"]),
+    "vec-seq": ("lossbench --n-jobs 1", ["--n-jobs", "1", "--instrument"]),
+    "vec-par": ("lossbench --n-jobs 2", ["--n-jobs", "2"]),
+}
 TRAINING = {"epochs": 30, "batch_size": 256, "optimizer": "adam", "lr": 0.002, "patience": 0}
 HIDDEN = [128, 128]
 
@@ -96,6 +103,7 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     from lossbench.backends import BackendConfig
+    from lossbench.provenance import resolve_device
     from lossbench.runner import plan, run
     from lossbench.store import ResultStore
     from lossbench.suite import load_suite
@@ -117,13 +125,29 @@ def child(args: argparse.Namespace) -> None:
     suite = load_suite(args.suite)
     t0, cpu0 = time.perf_counter(), time.process_time()
     store = ResultStore(Path(args.out))
-    the_plan = plan(store, suite)
-    rows = run(store, the_plan, backend=BackendConfig("loky", args.n_jobs), vectorize_seeds=args.vectorize)
+    device = resolve_device(args.device)
+    the_plan = plan(store, suite, device=device)
+    rows = run(store, the_plan, backend=BackendConfig("loky", args.n_jobs, gpu=device.startswith("cuda")),
+               vectorize=not args.no_vectorize)
     wall = time.perf_counter() - t0
     statuses: dict[str, int] = {}
     for r in rows:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    import psutil
+
+    # the workers are still alive (joblib keeps its pool): their CPU time, which RUSAGE_CHILDREN may never see
+    workers_cpu = 0.0
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            times = proc.cpu_times()
+            workers_cpu += times.user + times.system
+        except psutil.Error:
+            pass
+    modes: dict[str, int] = {}
+    for r in rows:
+        modes[r["training_mode"]] = modes.get(r["training_mode"], 0) + 1
     print(json.dumps({"trials": len(rows), "wall_s": wall, "driver_cpu_s": time.process_time() - cpu0,
+                      "workers_cpu_s": workers_cpu, "modes": modes, "device": device,
                       "statuses": statuses, "spent": timer.spent,
                       "load": os.getloadavg(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
@@ -164,14 +188,33 @@ def plain_child(args: argparse.Namespace) -> None:
 
 
 # -- parent ------------------------------------------------------------------------------------------
+def cpu_seconds() -> float:
+    """User + system CPU time of this process's finished children (and the workers they waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_child(cmd: list[str]) -> dict[str, Any]:
-    before = os.getloadavg()
+    before, cpu = os.getloadavg(), cpu_seconds()
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if out.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["load_before"] = before
+    # on a loaded machine the comparable figure (wall time includes the waiting); workers that were never
+    # reaped are missing from RUSAGE_CHILDREN, so the child's own count of them is taken when larger
+    result["cpu_s"] = max(cpu_seconds() - cpu, result.get("driver_cpu_s", 0.0) + result.get("workers_cpu_s", 0.0))
     return result
+
+
+def cpu_model() -> str:
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 def matmul_rate(n: int = 1024, repeats: int = 10) -> float:
@@ -225,7 +268,11 @@ def main() -> None:
     ap.add_argument("--suite", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--n-jobs", type=int, default=1, help=argparse.SUPPRESS)
-    ap.add_argument("--vectorize", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--no-vectorize", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--vectorize", action="store_true", help=argparse.SUPPRESS)  # the default; ab_throughput.py
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto: where the lossbench variants train")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help=f"comma-separated subset of {','.join(VARIANTS)} (the plain loop is always run)")
     ap.add_argument("--instrument", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--plain-child", dest="datasets_uri", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -246,27 +293,29 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="lossbench-throughput-"))
     suite_path = bench_suite(chosen, tmp / "throughput.toml")
     n_trials = len(chosen) * len(LOSSES) * SEEDS
+    print(f"cpu: {cpu_model()}; device for lossbench: {args.device}")
     print(f"grid: {len(chosen)} datasets ({sum(sizes[u] for u in chosen)} rows) x {len(LOSSES)} losses x {SEEDS} seeds"
           f" = {n_trials} trials; MLP {HIDDEN}, {TRAINING}; cores {os.cpu_count()}; load {os.getloadavg()}")
 
     # plain_loop.py's run_trial, with forward/backward/step/evaluation timed like the lossbench runs
     plain = [sys.executable, "benchmarks/throughput.py", "--openml-cache", args.openml_cache, "--plain-child", *chosen]
     lb = [sys.executable, "benchmarks/throughput.py", "--child", "--suite", str(suite_path),
-          "--openml-cache", args.openml_cache]
-    variants = {
-        "plain loop (1 process)": plain,
-        "lossbench --n-jobs 1": [*lb, "--n-jobs", "1", "--instrument"],
-        "lossbench --n-jobs 2": [*lb, "--n-jobs", "2"],
-        "lossbench --n-jobs 1 --vectorize-seeds": [*lb, "--n-jobs", "1", "--vectorize", "--instrument"],
-        "lossbench --n-jobs 2 --vectorize-seeds": [*lb, "--n-jobs", "2", "--vectorize"],
-    }
+          "--openml-cache", args.openml_cache, "--device", args.device]
+    chosen_variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(chosen_variants) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+    variants = {"plain loop (1 process)": plain,
+                **{VARIANTS[v][0]: [*lb, *VARIANTS[v][1]] for v in chosen_variants}}
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in variants}
     for rep in range(args.repeats):
         for name, cmd in variants.items():  # alternating, so slow drifts in load hit every variant alike
             extra = ["--out", str(tmp / f"out-{rep}-{len(results[name])}-{abs(hash(name))}")] if cmd is not plain else []
             r = run_child([*cmd, *extra])
             results[name].append(r)
-            print(f"  {name}: {r['wall_s']:.1f} s, load {tuple(round(x, 2) for x in r['load'])}", flush=True)
+            print(f"  {name}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} CPU-s, load "
+                  f"{tuple(round(x, 2) for x in r['load'])}" + (f", modes {r['modes']}" if "modes" in r else ""),
+                  flush=True)
 
     rate = matmul_rate()
     cores = os.cpu_count() or 1
@@ -275,14 +324,17 @@ def main() -> None:
     best = {k: min(r["wall_s"] for r in v) for k, v in results.items()}
     base = best["plain loop (1 process)"]
     print(f"\ncompute floor: {flops / 1e12:.2f} TFLOP / ({rate / 1e9:.1f} GFLOP/s x {cores} cores) = {floor:.1f} s")
-    print("| variant | wall s | trials/min | vs plain loop | x floor | load (1, 5, 15 min) at end |")
-    print("|---|---|---|---|---|---|")
+    cpu_base = min(r["cpu_s"] for r in results["plain loop (1 process)"])
+    print("| variant | wall s | trials/min | vs plain loop | x floor | CPU-s | vs plain loop (CPU-s) | load at end |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, v in results.items():
         w = best[name]
         r = min(v, key=lambda x: x["wall_s"])
-        print(f"| {name} | {w:.1f} | {60 * n_trials / w:.1f} | {base / w:.2f}x | {w / floor:.1f} | "
-              f"{', '.join(f'{x:.1f}' for x in r['load'])} |")
-    for name in ("plain loop (1 process)", "lossbench --n-jobs 1", "lossbench --n-jobs 1 --vectorize-seeds"):
+        print(f"| {name} | {w:.1f} | {60 * n_trials / w:.1f} | {base / w:.2f}x | {w / floor:.1f} | {r['cpu_s']:.1f} | "
+              f"{cpu_base / r['cpu_s']:.2f}x | {', '.join(f'{x:.1f}' for x in r['load'])} |")
+    for name in ("plain loop (1 process)", VARIANTS["seq"][0], VARIANTS["vec-seq"][0]):
+        if name not in results:
+            continue
         r = min(results[name], key=lambda x: x["wall_s"])
         spent = r["spent"]
         compute = sum(spent.values())
@@ -290,8 +342,9 @@ def main() -> None:
         print(f"time outside compute, {name}: {100 * (1 - compute / r['wall_s']):.1f}% outside forward, backward, "
               f"optimiser step, evaluation ({100 * (1 - strict / r['wall_s']):.1f}% counting the optimiser step as "
               f"overhead); split: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(spent.items())))
-    for one, two in (("lossbench --n-jobs 1", "lossbench --n-jobs 2"),
-                     ("lossbench --n-jobs 1 --vectorize-seeds", "lossbench --n-jobs 2 --vectorize-seeds")):
+    for one, two in ((VARIANTS["seq"][0], VARIANTS["par"][0]), (VARIANTS["vec-seq"][0], VARIANTS["vec-par"][0])):
+        if one not in best or two not in best:
+            continue
         print(f"1 -> 2 worker scaling ({one}): {100 * best[one] / (2 * best[two]):.0f}% "
               f"(speed-up {best[one] / best[two]:.2f}x)")
     for name, v in results.items():

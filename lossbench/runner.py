@@ -7,6 +7,7 @@ import itertools
 import logging
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +26,7 @@ from lossbench.specs import ObjectiveSpec, TrialSpec
 from lossbench.store import ResultStore
 from lossbench.suite import Suite
 from lossbench.tasks import TASK_TYPES
-from lossbench.trial import TrialResult, crashed, execute, execute_stacked
+from lossbench.trial import TrialResult, crashed, execute, execute_stacked, warm_worker
 
 log = logging.getLogger("lossbench")
 
@@ -143,15 +144,29 @@ def plan(store: ResultStore | None, suite: Suite, rerun: str = "none", **kwargs:
 Unit = list[TrialSpec]  # what one worker task runs: trials one after another, or seeds trained stacked
 
 
-def seed_stacks(pending: Sequence[TrialSpec], vectorize_seeds: bool = False) -> list[Unit]:
-    """Group trials into units of work: with ``vectorize_seeds``, every pending seed of one
-    (dataset, objective, configuration) in one unit to train stacked, in grid order; otherwise one trial per unit."""
-    if not vectorize_seeds:
+def stacks(pending: Sequence[TrialSpec], vectorize: bool = True, workers: int = 1) -> list[Unit]:
+    """Group trials into units of work: with ``vectorize``, every pending trial of one (dataset, configuration),
+    all its losses and seeds, in one unit to train stacked (``trial.execute_stacked``), in grid order; otherwise
+    one trial per unit.
+
+    With fewer units than ``workers``, the largest unit is halved by seed until each worker has one (a unit
+    keeps whole seeds: each seed's split is prepared once).
+    """
+    if not vectorize:
         return [[s] for s in pending]
     groups: dict[str, Unit] = {}
-    for spec in pending:
-        groups.setdefault(replace(spec, seed=0).trial_id, []).append(spec)  # the trial id with the seed left out
-    return list(groups.values())
+    for spec in pending:  # the trial id with the seed and the objective left out
+        groups.setdefault(replace(spec, seed=0, objective=ObjectiveSpec("")).trial_id, []).append(spec)
+    units = list(groups.values())
+    while units and len(units) < workers:
+        unit = max(units, key=lambda u: (len({s.seed for s in u}), len(u)))
+        seeds = list(dict.fromkeys(s.seed for s in unit))
+        if len(seeds) < 2:
+            break
+        first = set(seeds[: len(seeds) // 2])
+        at = units.index(unit)
+        units[at : at + 1] = [[s for s in unit if s.seed in first], [s for s in unit if s.seed not in first]]
+    return units
 
 
 def by_split(pending: Sequence[TrialSpec]) -> list[Unit]:
@@ -186,6 +201,28 @@ def _worker_execute(
         return [execute(spec, run_id=run_id, backend=backend, marker_dir=marker_dir) for spec in unit]
 
 
+def warm_workers(backend: BackendConfig, device: str, plugins: Sequence[str]) -> threading.Thread | None:
+    """Start the local workers and pay their one-time costs (imports, torch's optimiser machinery, the device) in
+    the background while the driver plans and loads the data; join the thread before ``run``.
+
+    joblib keeps one loky pool for the process, so the run's ``Parallel`` finds these workers started and warm.
+    Only a head start: if it fails, the run's workers warm up as before.
+    """
+    if backend.name != "loky" or backend.n_jobs < 2:
+        return None
+
+    def start() -> None:
+        try:
+            with parallel_backend(backend) as kwargs:
+                Parallel(**kwargs)(delayed(warm_worker)(device, list(plugins)) for _ in range(backend.n_jobs))
+        except Exception:  # a failed head start changes nothing the run relies on
+            pass
+
+    thread = threading.Thread(target=start, name="lossbench-warm-workers", daemon=True)
+    thread.start()
+    return thread
+
+
 def dask_failures() -> tuple[type[BaseException], ...]:
     """What joblib's dask backend raises when a worker died under a task or the task was cancelled."""
     from concurrent.futures import CancelledError
@@ -206,7 +243,7 @@ def dispatch(
     backend: BackendConfig,
     run_id: str,
     marker_dir: str | None = None,
-    vectorize_seeds: bool = False,
+    vectorize: bool = True,
     sizes: Mapping[str, int] | None = None,
 ) -> Iterator[list[TrialResult]]:
     """Run trials in parallel workers and yield the results of each unit as soon as it finishes.
@@ -220,12 +257,13 @@ def dispatch(
     is cancelled, the trials that were running in a dead worker are recorded as ``crashed``,
     trials that never returned are run again, and the rest of the grid goes on.
     """
-    units = seed_stacks(pending, vectorize_seeds)
-    if backend.name == "loky" and (backend.n_jobs == 1 or len(units) <= 1):
+    sequential = backend.name == "loky" and backend.n_jobs == 1
+    units = stacks(pending, vectorize, 1 if sequential else max(backend.n_jobs, 1))
+    if sequential or (backend.name == "loky" and len(units) <= 1):
         for unit in units:
-            yield _worker_execute(unit, run_id, "sequential", None, vectorize_seeds)
+            yield _worker_execute(unit, run_id, "sequential", None, vectorize)
         return
-    units = largest_first(units if vectorize_seeds else by_split(pending), sizes or {})
+    units = largest_first(units if vectorize else by_split(pending), sizes or {})
     failures: tuple[type[BaseException], ...] = (BrokenProcessPool,)
     if backend.name == "dask":
         failures += dask_failures()
@@ -243,7 +281,7 @@ def dispatch(
         with parallel_backend(backend) as kwargs:
             try:
                 for results in Parallel(return_as="generator_unordered", **kwargs)(
-                    delayed(_worker_execute)(unit, run_id, backend.name, markers, vectorize_seeds) for unit in remaining
+                    delayed(_worker_execute)(unit, run_id, backend.name, markers, vectorize) for unit in remaining
                 ):
                     received.update(result.row["trial_id"] for result in results)
                     yield results
@@ -269,6 +307,13 @@ def dispatch(
                 suspects = unfinished_units[0] if unidentified >= 2 else []
             else:
                 unidentified = 0
+            if len(suspects) > 1:
+                # A stack died with its worker: its trials go again one per unit, so that only the trial
+                # that kills its worker is recorded as crashed.
+                alone = {s.trial_id for s in suspects}
+                remaining = [[s] for s in suspects] + [u2 for u2 in ([s for s in u if s.trial_id not in alone]
+                                                                     for u in unfinished_units) if u2]
+                continue
             for spec in suspects:
                 yield [crashed(spec, run_id, "dask", 1 + backend.retries,
                                f"dask worker died running this trial ({type(failure).__name__}: {reason})")]
@@ -363,9 +408,12 @@ def run(
     backend: BackendConfig | None = None,
     options: dict[str, Any] | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
-    vectorize_seeds: bool = False,
+    vectorize: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run the pending trials of ``the_plan``, writing each row as it arrives; returns the new rows."""
+    """Run the pending trials of ``the_plan``, writing each row as it arrives; returns the new rows.
+
+    ``vectorize``: train the trials of each (dataset, configuration) stacked where their model, losses and methods
+    allow it (the same values as one by one; ``trial.execute_stacked``)."""
     run_id = new_run_id()
     store.open_for_writing()
     rows: list[dict[str, Any]] = []
@@ -373,7 +421,7 @@ def run(
     with store.lock(), store.marker_dir(run_id) as markers:
         store.record_run(manifest_entry(run_id, the_plan.suite, the_plan, options or {}))
         for results in dispatch(the_plan.pending, (backend or BackendConfig()).validate(), run_id, markers,
-                                vectorize_seeds=vectorize_seeds, sizes=the_plan.data_sizes):
+                                vectorize=vectorize, sizes=the_plan.data_sizes):
             for result in results:  # examples before the rows that make them visible
                 store.write_examples(result.row["trial_id"], result.examples)
             # one fragment per unit of work: fewer files to write now and to compact at the end

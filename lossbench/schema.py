@@ -81,6 +81,7 @@ TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "device_name": pa.string(),
     "threads": pa.int32(),
     "backend": pa.string(),
+    "training_mode": pa.string(),  # per-seed | seed-stacked | loss-seed-stacked; not in the trial key
     "worker": pa.string(),
     "started_at": pa.timestamp("us", tz="UTC"),
     "ended_at": pa.timestamp("us", tz="UTC"),

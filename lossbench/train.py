@@ -156,7 +156,9 @@ def fit(learner: Learner, training: TrainingConfig, greater_is_better: bool, pri
         learner.train_mode()
         for state in learner.states:
             state.epoch = epoch
-        orders = torch.stack([batch_order(learner.n_rows, seed, epoch) for seed in learner.seeds])
+        # members of one seed (its losses, stacked together) share its order: drawn once per seed
+        order = {seed: batch_order(learner.n_rows, seed, epoch) for seed in dict.fromkeys(learner.seeds)}
+        orders = torch.stack([order[seed] for seed in learner.seeds])
         totals, count = [0.0] * S, 0
         for idx in batches(orders, training.batch_size):
             if deadline is not None and time.monotonic() > deadline:

@@ -94,6 +94,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+#: The ``training_mode`` column: how a trial was trained. It does not enter the trial key: every mode gives the
+#: per-seed path's values (tests/test_vectorized.py).
+PER_SEED, SEED_STACKED, LOSS_SEED_STACKED = "per-seed", "seed-stacked", "loss-seed-stacked"
+
+
 def base_row(spec: TrialSpec, run_id: str, backend: str, attempt: int) -> dict[str, Any]:
     obj = spec.objective
     return {
@@ -106,6 +111,7 @@ def base_row(spec: TrialSpec, run_id: str, backend: str, attempt: int) -> dict[s
         "loss_params": canonical_json(obj.param_dict),
         "config": canonical_json(spec.config.canonical()),
         "dataset_name": spec.dataset,
+        "training_mode": PER_SEED,
         "metric": spec.primary_metric,
         "higher_is_better": METRICS.get(spec.primary_metric).greater_is_better,
         "eval_split": "test",
@@ -187,6 +193,16 @@ def warm_up(spec: TrialSpec) -> float:
     warm_up_step(spec.device)
     _warm = True
     return time.perf_counter() - t0
+
+
+def warm_worker(device: str, plugins: Sequence[str]) -> int:
+    """``warm_up`` ahead of any trial (``runner.warm_workers``): the worker's first trial then finds it paid."""
+    global _warm
+    load_plugins(list(plugins))
+    if not _warm:
+        warm_up_step(device)
+        _warm = True
+    return os.getpid()
 
 
 def execute(
@@ -352,45 +368,73 @@ def _classify(row: dict[str, Any], exc: BaseException) -> None:
 def execute_stacked(
     specs: Sequence[TrialSpec], run_id: str = "", backend: str = "local", marker_dir: str | None = None
 ) -> list[TrialResult]:
-    """Run the seeds of one (dataset, objective, configuration) as one stacked model; each seed alone when that
-    is unsupported. Rows are those ``execute`` gives, seed by seed (``train_s``: the stack's time over its seeds).
+    """Run trials of one (dataset, configuration) as one stacked model: every trial whose loss and method allow it
+    (``vectorized.member_reason``), whatever its loss and seed, is a member of one stack; each other trial runs alone
+    (``execute``), and so does every trial when the model cannot be stacked. Rows are those ``execute`` gives, in the
+    order of ``specs`` (``train_s``, ``wall_s``: the stack's times over its members).
     """
-    from lossbench.vectorized import train_stacked, unsupported_reason
+    from lossbench.vectorized import member_reason, train_stacked, unsupported_reason
 
     if len(specs) < 2 or TASK_TYPES.get(specs[0].task).runs_trials:
         return [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
-    warmup_s = warm_up(specs[0]) / len(specs)  # shared among the seeds, like the stack's wall time
-
-    def one_by_one() -> list[TrialResult]:
-        results = [execute(s, run_id=run_id, backend=backend, marker_dir=marker_dir) for s in specs]
-        for result in results:
-            result.row["warmup_s"] = warmup_s
-        return results
-
+    warmup_s = warm_up(specs[0]) / len(specs)  # shared among the trials, like the stack's wall time
     t0 = time.perf_counter()
+    results: dict[int, TrialResult] = {}
+    alone: list[int] = []
+    with threadpool_limits(specs[0].threads):
+        torch.set_num_threads(specs[0].threads)
+        ready: dict[int, Setup] = {}
+        # seed by seed: the worker's prepared-split cache then serves each seed's losses from one preparation
+        order = sorted(range(len(specs)), key=lambda i: (specs[i].seed, i))
+        with contextlib.ExitStack() as marked:
+            for i in order:
+                marked.enter_context(in_flight(marker_dir, specs[i].trial_id))
+            marked.enter_context(hard_deadline(sum(s.trial_timeout for s in specs)
+                                               if all(s.trial_timeout for s in specs) else None))
+            for i in order:
+                try:
+                    ready[i] = setup(specs[i])
+                except Exception:  # skipped, or failing: its own run records why
+                    alone.append(i)
+        members = [i for i in order if i in ready and member_reason(ready[i].loss, ready[i].method) is None]
+        alone += [i for i in order if i in ready and i not in members]
+        if len(members) < 2 or unsupported_reason([ready[i].model for i in members],
+                                                  [ready[i].prepared for i in members],
+                                                  [ready[i].loss for i in members],
+                                                  [ready[i].method for i in members]) is not None:
+            alone, members = alone + members, []
+        for i in alone:
+            ready.pop(i, None)  # its own run sets it up again
+        if members:
+            results.update(zip(members, _train_members([specs[i] for i in members], [ready.pop(i) for i in members],
+                                                       run_id, backend, marker_dir, warmup_s, train_stacked),
+                               strict=True))
+    wall = (time.perf_counter() - t0) / max(len(members), 1)
+    for i in members:
+        results[i].row["wall_s"] = wall
+    for i in sorted(alone):
+        results[i] = execute(specs[i], run_id=run_id, backend=backend, marker_dir=marker_dir)
+        results[i].row["warmup_s"] = warmup_s
+    return [results[i] for i in range(len(specs))]
+
+
+def _train_members(specs: list[TrialSpec], ready: list[Setup], run_id: str, backend: str, marker_dir: str | None,
+                   warmup_s: float, train_stacked: Any) -> list[TrialResult]:
+    """Train the members of one stack together and evaluate each; one result per member, never raises."""
+    mode = LOSS_SEED_STACKED if len({s.objective for s in specs}) > 1 else SEED_STACKED
     rows = [base_row(s, run_id, backend, 1) for s in specs]
-    for row in rows:
-        row.update(started_at=now(), status="failed", error_type="", error_msg="", warmup_s=warmup_s)
+    for row, x in zip(rows, ready, strict=True):
+        row.update(started_at=now(), status="failed", error_type="", error_msg="", warmup_s=warmup_s,
+                   training_mode=mode, **x.info)
     timeout = sum(s.trial_timeout for s in specs) if all(s.trial_timeout for s in specs) else None
     try:
         with contextlib.ExitStack() as stack:
             for s in specs:
                 stack.enter_context(in_flight(marker_dir, s.trial_id))
-            stack.enter_context(threadpool_limits(specs[0].threads))
             stack.enter_context(hard_deadline(timeout))  # the stack gets the sum of its trials' limits
-            torch.set_num_threads(specs[0].threads)
-            try:
-                ready = [setup(s) for s in specs]
-            except Unsupported:  # a seed is skipped: each seed records its own row
-                return one_by_one()
-            if unsupported_reason([x.model for x in ready], [x.prepared for x in ready], [x.loss for x in ready],
-                                  [x.method for x in ready]) is not None:
-                return one_by_one()
-            for row, x in zip(rows, ready, strict=True):
-                row.update(x.info)
             gens = [torch.Generator() for _ in ready]
             for g, x in zip(gens, ready, strict=True):
-                g.set_state(x.rng_state)  # where each seed's dropout draws would start in its own process
+                g.set_state(x.rng_state)  # where each member's dropout draws would start in its own process
             deadline = time.monotonic() + timeout if timeout else None
             outcomes = train_stacked(ready[0].task, [x.model for x in ready], [x.prepared for x in ready],
                                      [x.loss for x in ready], [x.method for x in ready], gens,
@@ -406,17 +450,15 @@ def execute_stacked(
                     done = _finish(spec, x, outcome)
                     row.update(done.row)
                     results.append(TrialResult(row, done.curves, done.examples))
-                except Exception as exc:  # isolation: one seed's evaluation failing leaves the others' rows
+                except Exception as exc:  # isolation: one member's evaluation failing leaves the others' rows
                     _classify(row, exc)
                     results.append(TrialResult(row))
-    except Exception as exc:  # the whole stack failed (time-out, out of memory, a bug): one status for every seed
+    except Exception as exc:  # the whole stack failed (time-out, out of memory, a bug): one status for every member
         results = []
         for row in rows:
             _classify(row, exc)
             results.append(TrialResult(row))
-    wall = (time.perf_counter() - t0) / len(specs)
     for result in results:
-        result.row["wall_s"] = wall
         result.row["peak_rss_mb"] = peak_rss_mb()
         result.row["ended_at"] = now()
         for c in result.curves:

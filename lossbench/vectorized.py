@@ -37,11 +37,25 @@ from lossbench.tasks.base import Prepared, TaskType
 from lossbench.train import TrainResult, fit, make_optimizer, step_state
 
 
+def member_reason(loss: nn.Module, method: Method) -> str | None:
+    """Why a trial cannot be a member of any stack (None when it can); it is then trained alone.
+
+    A loss with per-sample state (``info.vectorizable = False``: ``aldr-kl`` indexes its state by row) and a
+    method with its own ``update`` or ``step`` (mixup, distillation, ...) need their own model and loop.
+    """
+    info = getattr(type(loss), "info", None)
+    if info is None or not info.vectorizable:
+        return f"loss {getattr(info, 'name', type(loss).__name__)} opts out"
+    if not method.info.vectorizable or type(method).update is not Method.update or type(method).step is not Method.step:
+        return f"method {method.info.name} opts out"
+    return None
+
+
 def unsupported_reason(models: Sequence[nn.Module], prepared: Sequence[Prepared], losses: Sequence[nn.Module],
                        methods: Sequence[Method]) -> str | None:
-    """Why these seeds cannot be trained stacked (None when they can); the runner then trains each seed alone."""
+    """Why these members cannot be trained stacked (None when they can); each is then trained alone."""
     if len(models) < 2:
-        return "a single seed"
+        return "a single member"
     if not all(type(m) is MLP for m in models):
         return "only the tabular MLP is stacked"
     if len({m.activation for m in models}) != 1:
@@ -50,18 +64,15 @@ def unsupported_reason(models: Sequence[nn.Module], prepared: Sequence[Prepared]
         return "batch norm keeps running statistics per model"
     shapes = [[tuple(p.shape[:1]) for p in m.parameters()] for m in models]
     if any(s != shapes[0] for s in shapes):
-        return "the seeds' models differ in shape"
+        return "the members' models differ in shape"
     if len({len(p.train) for p in prepared}) != 1:
-        return "the seeds' training splits differ in size"
+        return "the members' training splits differ in size"
     if len({p.train.X.device for p in prepared}) != 1:
-        return "the seeds' data live on different devices"
-    for loss in losses:
-        if not getattr(type(loss), "info", None) or not type(loss).info.vectorizable:
-            return f"loss {getattr(getattr(type(loss), 'info', None), 'name', type(loss).__name__)} opts out"
-    for method in methods:
-        if not method.info.vectorizable or type(method).update is not Method.update \
-                or type(method).step is not Method.step:
-            return f"method {method.info.name} opts out"
+        return "the members' data live on different devices"
+    for loss, method in zip(losses, methods, strict=True):
+        reason = member_reason(loss, method)
+        if reason is not None:
+            return reason
     return None
 
 
@@ -155,11 +166,11 @@ class SeedView(nn.Module):
 
 
 def shared_loss(losses: Sequence[nn.Module]) -> LossBase | None:
-    """One of ``losses`` when a single call over every seed's rows gives each seed's loss, else None.
+    """One of ``losses`` when a single call over every member's rows gives each member's loss, else None.
 
     True for a per-sample loss (not batch-dependent) with no context, no state and no trainable tensors,
-    whose seeds all have the same class and parameters: ``ce``, ``focal``, ``label-smoothing``, ...
-    A loss built from a seed's training split (``weighted-ce``: class counts) is called per seed.
+    whose members all have the same class and parameters: ``ce``, ``focal``, ``label-smoothing``, ...
+    A loss built from a seed's training split (``weighted-ce``: class counts) is called per member.
     """
     first = losses[0]
     if not isinstance(first, LossBase) or first.reduction not in ("mean", "sum"):
@@ -174,8 +185,20 @@ def shared_loss(losses: Sequence[nn.Module]) -> LossBase | None:
     return first
 
 
+def loss_groups(losses: Sequence[nn.Module]) -> list[tuple[LossBase | None, list[int]]]:
+    """The members, grouped so that one call serves a group: ``(loss, members)`` for a group of members
+    sharing one per-sample form (``shared_loss``), ``(None, [s])`` for a member whose loss is called on its own."""
+    groups: dict[Any, list[int]] = {}
+    for s, loss in enumerate(losses):
+        key: Any = ("alone", s)
+        if shared_loss([loss]) is not None:
+            key = (type(loss), repr(sorted(loss.params.items())), loss.reduction)  # type: ignore[attr-defined]
+        groups.setdefault(key, []).append(s)
+    return [(shared_loss([losses[m] for m in members]), members) for members in groups.values()]
+
+
 def shared_objective(loss: LossBase, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each seed's loss ``(S,)`` from one call on the flattened ``(S * batch, classes)`` logits."""
+    """Each member's loss ``(S,)`` from one call on the flattened ``(S * batch, classes)`` logits."""
     flat_logits, flat_y = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
     loss.check_inputs(flat_logits, flat_y)
     per_sample = loss.per_sample(flat_logits, flat_y).view(y.shape)
@@ -203,7 +226,7 @@ class StackedLearner:
         loss_params = [p for loss in losses for p in loss.parameters() if p.requires_grad]
         self.optimizer = make_optimizer([p for p in [*self.stacked.parameters(), *loss_params] if p.requires_grad],
                                         training)
-        self.shared = shared_loss(losses)
+        self.groups = loss_groups(losses)
         self.views = [SeedView(self.stacked, s) for s in range(len(models))]
         S = len(models)
         X = stacked_split([p.train.X for p in prepared], self.stacked.n_in)  # (S, n, F)
@@ -228,16 +251,21 @@ class StackedLearner:
         yb = self.y_flat.index_select(0, flat).view(S, -1)
         self.optimizer.zero_grad(set_to_none=True)
         logits = st(xb, self.generators)
-        if self.shared is not None:
-            objective = shared_objective(self.shared, logits, yb)
-            objective = objective if len(members) == S else objective[members]
-        else:
-            values = []
-            for s in members:
-                batch = Batch(xb[s, :, : st.n_features[s]], yb[s], idx[s])
-                extras = self.methods[s].loss_kwargs(self.losses[s], batch, self.states[s])
-                values.append(self.losses[s](logits[s], yb[s], **extras))
-            objective = torch.stack(values)
+        active = set(members)
+        values: dict[int, torch.Tensor] = {}
+        for shared, group in self.groups:
+            group = [s for s in group if s in active]
+            if not group:
+                continue
+            if shared is not None:  # one call over every row of the group's members
+                rows = group if len(group) == S else torch.tensor(group, device=logits.device)
+                values.update(zip(group, shared_objective(shared, logits[rows], yb[rows]).unbind(), strict=True))
+                continue
+            (s,) = group
+            batch = Batch(xb[s, :, : st.n_features[s]], yb[s], idx[s])
+            extras = self.methods[s].loss_kwargs(self.losses[s], batch, self.states[s])
+            values[s] = self.losses[s](logits[s], yb[s], **extras)
+        objective = torch.stack([values[s] for s in members])
         read = objective.detach().tolist()  # one host sync for every seed
         finite = [math.isfinite(v) for v in read]
         # seeds share no weights: each slice's gradient is its own loss's; a diverged seed is left out

@@ -154,3 +154,18 @@ def test_gpu_trials_ask_dask_for_a_gpu_resource() -> None:
         assert backend.submit_kwargs["resources"] == {"GPU": 1}
         workers = backend.client.scheduler_info()["workers"].values()
         assert all(w["resources"] == {"GPU": 1} for w in workers)
+
+
+@pytest.mark.slow
+def test_workers_warmed_while_planning_run_the_trials(tmp_path: Path, tiny_suite: Suite) -> None:
+    """The pool warm_workers starts is the one the run uses: its trials find the one-time costs paid (warmup_s 0)."""
+    from lossbench.runner import warm_workers
+
+    backend = BackendConfig("loky", 2)
+    thread = warm_workers(backend, "cpu", [])
+    assert thread is not None and warm_workers(BackendConfig("loky", 1), "cpu", []) is None
+    thread.join()
+    store = ResultStore(tmp_path / "warm")
+    rows = run(store, plan(store, tiny_suite), backend=backend)
+    assert {r["status"] for r in rows} == {"ok"}
+    assert any(r["warmup_s"] == 0 for r in rows)  # without the head start each worker's first unit pays it

@@ -35,7 +35,8 @@ def test_disk_full_mid_run_stops_with_one_line_and_keeps_what_was_written(
 
     monkeypatch.setattr(store_module, "write_parquet_atomic", fills_up)
     out = tmp_path / "r"
-    result = CliRunner().invoke(app, ["run", "--suite", str(tiny_suite_file), "--out", str(out), "-q"])
+    result = CliRunner().invoke(app, ["run", "--suite", str(tiny_suite_file), "--out", str(out), "-q",
+                                      "--no-vectorize"])  # one fragment per trial
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
@@ -67,7 +68,8 @@ def test_trials_folder_replaced_by_a_file_mid_run(tmp_path: Path, tiny_suite_fil
         real_append(self, rows, curves, run_id)
 
     monkeypatch.setattr(ResultStore, "append", block)
-    result = CliRunner().invoke(app, ["run", "--suite", str(tiny_suite_file), "--out", str(out), "-q"])
+    result = CliRunner().invoke(app, ["run", "--suite", str(tiny_suite_file), "--out", str(out), "-q",
+                                      "--no-vectorize"])  # one fragment per trial
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Could not write results" in result.output and "Traceback" not in result.output

@@ -183,7 +183,8 @@ def test_ctrl_c_says_what_was_saved_and_the_same_command_resumes(tmp_path: Path,
                                                                  plugin: Path) -> None:
     out, gate = tmp_path / "r", tmp_path / "gate"
     cmd = [sys.executable, "-m", "lossbench", "run", "--suite", str(tiny_suite_file), "--seeds", "1", "--plugin",
-           str(plugin), "-l", "ce", "-l", "test-wait-gate", "--out", str(out)]
+           str(plugin), "-l", "ce", "-l", "test-wait-gate", "--out", str(out),
+           "--no-vectorize"]  # one trial at a time: ce is saved before test-wait-gate starts
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "LOSSBENCH_TEST_GATE": str(gate)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120

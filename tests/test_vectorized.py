@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lossbench.runner import plan, run, seed_stacks
+from lossbench.runner import plan, run, stacks
 from lossbench.store import ResultStore
 from lossbench.suite import Suite, parse_suite
 
@@ -29,7 +29,7 @@ OUTCOME = ["status", "value", "epochs_run", "best_epoch", "m_f1", "m_auroc", "m_
 
 def rows(tmp_path: Path, suite: Suite, name: str, vectorize: bool) -> pd.DataFrame:
     store = ResultStore(tmp_path / name)
-    run(store, plan(store, suite), vectorize_seeds=vectorize)
+    run(store, plan(store, suite), vectorize=vectorize)
     return store.read_trials().sort_values("trial_id").reset_index(drop=True)
 
 
@@ -46,13 +46,22 @@ def test_vectorised_and_per_seed_training_agree(tmp_path: Path) -> None:
     assert per_seed["epochs_run"].min() < 12
 
 
-def test_seed_stacks_group_seeds_of_one_loss_and_dataset() -> None:
+def test_stacks_group_the_losses_and_seeds_of_one_dataset() -> None:
     suite = parse_suite(dict(SUITE), "vec.toml")
     trials = plan(None, suite).pending
-    units = seed_stacks(trials, vectorize_seeds=True)
-    assert len(units) == 2 * 3 and all(len(u) == 3 for u in units)
-    assert all(len({(s.dataset, s.loss) for s in u}) == 1 for u in units)
-    assert seed_stacks(trials) == [[t] for t in trials]
+    units = stacks(trials, vectorize=True)
+    assert len(units) == 2 and all(len(u) == 3 * 3 for u in units)
+    assert all(len({s.dataset for s in u}) == 1 for u in units)
+    assert [s for u in units for s in u] == trials  # grid order kept
+    assert stacks(trials, vectorize=False) == [[t] for t in trials]
+
+
+def test_stacks_are_halved_by_seed_until_every_worker_has_one() -> None:
+    suite = parse_suite({**SUITE, "datasets": SUITE["datasets"][:1]}, "vec.toml")
+    trials = plan(None, suite).pending
+    units = stacks(trials, vectorize=True, workers=2)
+    assert [sorted({s.seed for s in u}) for u in units] == [[0], [1, 2]]
+    assert all(len({s.loss for s in u}) == 3 for u in units)  # a unit keeps every loss of its seeds
 
 
 def test_parallel_per_seed_units_hold_the_losses_of_one_split() -> None:
@@ -73,7 +82,7 @@ def test_parallel_units_start_with_the_largest_dataset_and_keep_grid_order_withi
     first, second = dict.fromkeys(t.dataset for t in the_plan.pending)  # grid order
     assert the_plan.data_sizes == {first: 400, second: 300}
     for vectorize in (False, True):
-        units = seed_stacks(the_plan.pending, vectorize_seeds=vectorize)
+        units = stacks(the_plan.pending, vectorize=vectorize)
         ordered = largest_first(units, {first: 300, second: 400})
         big = [u for u in units if u[0].dataset == second]
         assert ordered == big + [u for u in units if u[0].dataset == first]  # each dataset's units in grid order
@@ -163,3 +172,69 @@ def test_a_retrieval_cell_under_vectorize_seeds_evaluates_each_seed_as_its_task_
     assert set(stacked["status"]) == {"ok"}, list(stacked["error_msg"])
     pd.testing.assert_frame_equal(per_seed[["m_recall_at_1"]], stacked[["m_recall_at_1"]],
                                   check_exact=False, atol=1e-4, rtol=0)
+
+
+def classification_losses() -> list[str]:
+    from lossbench.losses import LOSSES
+
+    return [n for n in LOSSES.names() if LOSSES.get(n).info.tasks & {"binary", "multiclass"}
+            and LOSSES.get(n).info.input in ("logits", "probabilities")]
+
+
+def test_which_objectives_train_alone_and_why() -> None:
+    from lossbench.conformance import context
+    from lossbench.methods import METHODS
+    from lossbench.objectives import build_loss, build_method, parse_objective
+    from lossbench.vectorized import member_reason
+
+    plain = build_method(parse_objective("ce"))
+    alone = {name: member_reason(build_loss(parse_objective(name), **context(2)), plain)
+             for name in classification_losses()}
+    # aldr-kl keeps a weight per training row (indexed by row): its state is per model, and its slice of a stack
+    # would need its own rows' indices. Every other loss is called on its member's slice (batch-dependent ones
+    # such as anyloss-* and ensloss, whose generator advances once per call, as in its own loop) or shared.
+    assert {n: r for n, r in alone.items() if r is not None} == {"aldr-kl": "loss aldr-kl opts out"}
+    # a method with its own step or update (mixup, distillation, ...) needs its own model and loop
+    for name in METHODS.names():
+        if name != "plain":
+            assert member_reason(build_loss(parse_objective("ce")), METHODS.get(name)()) is not None, name
+
+
+@pytest.mark.slow
+def test_every_stackable_loss_trains_loss_by_seed_stacked_as_it_does_alone(tmp_path: Path) -> None:
+    """One stack of every stackable classification loss × 2 seeds per dataset: the same trial ids and values,
+    to the last bit, as one trial at a time (float64; skipped trials are skipped either way)."""
+    suite = parse_suite({**SUITE, "datasets": ["synthetic:classification#n=200&minority=0.3",
+                                               "synthetic:classification#n=150&classes=3&minority=0.3"],
+                         "losses": [n for n in classification_losses() if n != "aldr-kl"], "seeds": 2,
+                         "training": {**SUITE["training"], "epochs": 3, "patience": 2}}, "vec.toml")
+    per_seed = rows(tmp_path, suite, "per-seed", False)
+    stacked = rows(tmp_path, suite, "stacked", True)
+    assert list(per_seed["trial_id"]) == list(stacked["trial_id"])
+    assert list(per_seed["status"]) == list(stacked["status"]), list(stacked["error_msg"])
+    ok = stacked["status"] == "ok"
+    assert ok.sum() >= 2 * 2 * 20  # z-loss is multiclass only, ensloss and a few others binary only
+    assert set(per_seed["training_mode"]) == {"per-seed"}
+    assert set(stacked.loc[ok, "training_mode"]) == {"loss-seed-stacked"}
+    outcome = [c for c in OUTCOME if c in per_seed.columns]
+    pd.testing.assert_frame_equal(per_seed[outcome], stacked[outcome], check_exact=True)
+
+
+def test_run_stacks_by_default_and_no_vectorize_trains_each_trial_alone(tmp_path: Path, tiny_suite_file: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lossbench.cli.app import app
+
+    modes = {}
+    for name, flags in {"default": [], "off": ["--no-vectorize"], "old-flag": ["--vectorize-seeds"]}.items():
+        result = CliRunner().invoke(app, ["run", "--suite", str(tiny_suite_file), "--out", str(tmp_path / name), "-q",
+                                          *flags])
+        assert result.exit_code == 0, result.output
+        trials = pd.read_parquet(tmp_path / name / "trials").sort_values("trial_id")
+        modes[name] = set(trials["training_mode"])
+        if name == "default":
+            default = trials
+    assert modes == {"default": {"loss-seed-stacked"}, "off": {"per-seed"}, "old-flag": {"loss-seed-stacked"}}
+    assert list(trials["trial_id"]) == list(default["trial_id"])  # the mode is not in the key
+    help_text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
+    assert "--no-vectorize" in help_text and "--vectorize-seeds" not in help_text

@@ -124,9 +124,12 @@ def run_command(
                                                   "cluster of --n-jobs workers.")] = None,
     retries: Annotated[int, typer.Option("--retries", min=0, max=100, help="dask: resubmit a trial whose worker "
                                          "died.")] = 0,
-    vectorize_seeds: Annotated[bool, typer.Option("--vectorize-seeds", help="Train all seeds of a (dataset, loss) "
-                                                  "cell as one stacked MLP where the loss and method allow it "
-                                                  "(same results; see docs/performance.md).")] = False,
+    vectorize: Annotated[bool, typer.Option("--vectorize/--no-vectorize", help="Train the losses and seeds of each "
+                                            "dataset as one stacked MLP where the model, loss and method allow it "
+                                            "(same results; see docs/performance.md). --no-vectorize: one trial at "
+                                            "a time.")] = True,
+    vectorize_seeds: Annotated[bool, typer.Option("--vectorize-seeds", hidden=True,
+                                                  help="Deprecated: vectorisation is the default.")] = False,
     plugin: Annotated[list[str] | None, typer.Option("--plugin", help="Import this module or .py file first "
                                                      "(repeatable); it may register extra losses or methods.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
@@ -176,12 +179,13 @@ def run_command(
 
       lossbench run --suite imbalanced --baseline ce --until-conclusive --max-seeds 20
     """
+    vectorize = vectorize or vectorize_seeds  # the old flag, from when vectorisation was opt-in
     from rich.markup import escape
 
     from lossbench.backends import BackendConfig
     from lossbench.plugins import load_plugins
     from lossbench.provenance import resolve_device
-    from lossbench.runner import plan
+    from lossbench.runner import plan, warm_workers
     from lossbench.store import ResultStore
     from lossbench.suite import load_suite
 
@@ -203,6 +207,8 @@ def run_command(
     backend_config = BackendConfig(backend.value, workers_n, scheduler, retries, threads,
                                    gpu=resolved_device.startswith("cuda")).validate()
     the_suite = load_suite(suite)
+    plugins = [str(Path(p).resolve()) if p.endswith(".py") else p for p in plugin or []]
+    warming = None if dry_run else warm_workers(backend_config, resolved_device, plugins)  # while planning
     own = own_data(the_suite.datasets, dataset)
     out_dir = out if out is not None else default_out(the_suite.name, own)
     store = ResultStore(out_dir)
@@ -230,7 +236,7 @@ def run_command(
         the_plan = plan(
             store, the_suite, rerun=rerun.value, losses=loss, datasets=dataset, seeds=seed_values,
             trial_timeout=trial_timeout, device=resolved_device, threads=threads,
-            plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in plugin or []],
+            plugins=plugins,
         )
     if scheduler and n_jobs is not None and not quiet:
         console.print(f"[dim]note: --n-jobs {n_jobs} is not used with --scheduler: the cluster's workers run the "
@@ -238,6 +244,8 @@ def run_command(
     if dry_run:
         print_grid(the_plan.trials, {t.trial_id for t in the_plan.pending})
         return
+    if warming is not None:
+        warming.join()  # the run's pool is the one it started
     what = (f"{escape(', '.join(own))} (the training settings of suite {the_suite.name} v{the_suite.version})" if own
             else f"[bold]{the_suite.name}[/bold] v{the_suite.version}")
     if not quiet:
@@ -245,15 +253,15 @@ def run_command(
                       f"{the_plan.skipped_done} already done (skipped) → {out_dir}", highlight=False)
     options = {"n_jobs": workers_n, "backend": backend.value, "scheduler": scheduler, "retries": retries,
                "rerun": rerun.value, "trial_timeout": trial_timeout, "device": device,
-               "threads": threads, "vectorize_seeds": vectorize_seeds, "losses": loss, "datasets": dataset,
+               "threads": threads, "vectorize": vectorize, "losses": loss, "datasets": dataset,
                "seeds": seeds, "seed_offset": seed_offset,
                "openml_cache": str(openml_cache) if openml_cache is not None else None,
                "data_root": str(data_root) if data_root is not None else None}
-    exit_code = execute(store, the_plan, backend_config, options, vectorize_seeds, quiet, progress_every)
+    exit_code = execute(store, the_plan, backend_config, options, vectorize, quiet, progress_every)
     raise typer.Exit(exit_code)
 
 
-def execute(store: Any, the_plan: Any, backend_config: Any, options: dict[str, Any], vectorize_seeds: bool,
+def execute(store: Any, the_plan: Any, backend_config: Any, options: dict[str, Any], vectorize: bool,
             quiet: bool, progress_every: float) -> int:
     """Run the plan with progress shown; the exit code says whether every trial of the grid has its result."""
     from lossbench.cli.progress import RunProgress
@@ -264,7 +272,7 @@ def execute(store: Any, the_plan: Any, backend_config: Any, options: dict[str, A
     try:
         with progress:
             run(store, the_plan, backend=backend_config, options=options,
-                on_result=lambda result: progress.advance(result.row), vectorize_seeds=vectorize_seeds)
+                on_result=lambda result: progress.advance(result.row), vectorize=vectorize)
     except KeyboardInterrupt:
         console.print(f"Interrupted: {progress.done} trials of this run were saved in {store.root} "
                       f"({len(the_plan.pending) - progress.done} not run). Rerun the same command to resume.",

@@ -1,0 +1,124 @@
+"""One step of the loss × seed stacked model, and the variants tried for it: where the time goes, and what wins.
+
+Run: ``python benchmarks/stacked_step.py [--members 15] [--steps 300] [--compile] [--profile]``
+
+The throughput grid's model (MLP F → 128 → 128 → 2, batch 256) with ``--members`` models stacked (3 losses ×
+5 seeds = 15), one thread. Variants, alternating, each timed in CPU seconds (``time.process_time``: the machine is
+shared, and wall time would count the waiting):
+
+- ``baddbmm``: what ``vectorized.StackedMLP`` does (transposed ``(S, in, out)`` weights), fused Adam;
+- ``einsum``: ``torch.einsum("sbi,sio->sbo")`` + bias instead of ``baddbmm``;
+- ``foreach`` / ``default`` Adam instead of ``fused``;
+- ``compiled`` (with ``--compile``): ``torch.compile`` of the forward + loss.
+
+The order of the variants is reversed every other repeat; medians are printed.
+
+``--profile`` prints torch.profiler's table of the baddbmm step (self CPU time by operator).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+FEATURES, HIDDEN, CLASSES, BATCH, ROWS = 30, 128, 2, 256, 4096
+
+
+def make(members: int, adam: str) -> tuple[list[torch.Tensor], torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    widths = [FEATURES, HIDDEN, HIDDEN, CLASSES]
+    params = []
+    for a, b in itertools.pairwise(widths):
+        params += [torch.randn(members, a, b).mul_(a**-0.5).requires_grad_(), torch.zeros(members, b, requires_grad=True)]
+    options = {} if adam == "default" else {adam: True}
+    return params, torch.optim.Adam(params, lr=1e-3, **options)
+
+
+def forward_bmm(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    h = x
+    for i in range(0, len(params), 2):
+        h = torch.baddbmm(params[i + 1].unsqueeze(1), h, params[i])
+        if i + 2 < len(params):
+            h = torch.relu(h)
+    return h
+
+
+def forward_einsum(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    h = x
+    for i in range(0, len(params), 2):
+        h = torch.einsum("sbi,sio->sbo", h, params[i]) + params[i + 1].unsqueeze(1)
+        if i + 2 < len(params):
+            h = torch.relu(h)
+    return h
+
+
+def objective(forward: Callable, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    logits = forward(params, x)
+    return F.cross_entropy(logits.reshape(-1, CLASSES), y.reshape(-1), reduction="none").view(y.shape).mean(1)
+
+
+def cpu_ms_per_step(members: int, steps: int, forward: Callable, adam: str, compiled: bool = False) -> float:
+    params, opt = make(members, adam)
+    X, y = torch.randn(members, ROWS, FEATURES), torch.randint(0, CLASSES, (members, ROWS))
+    fn = torch.compile(objective, dynamic=False) if compiled else objective
+    for i in range(steps + 20):
+        if i == 20:  # warm-up (and compilation) excluded
+            t0 = time.process_time()
+        idx = torch.randint(0, ROWS, (BATCH,))
+        opt.zero_grad(set_to_none=True)
+        value = fn(forward, params, X[:, idx], y[:, idx])
+        value.detach().tolist()  # the host sync of the real step
+        value.sum().backward()
+        opt.step()
+    return 1e3 * (time.process_time() - t0) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--members", type=int, default=15)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(f"members {args.members}, MLP {FEATURES}-{HIDDEN}-{HIDDEN}-{CLASSES}, batch {BATCH}, 1 thread, "
+          f"torch {torch.__version__}, load {os.getloadavg()}")
+    variants: dict[str, Callable[[], float]] = {
+        "baddbmm + fused Adam": lambda: cpu_ms_per_step(args.members, args.steps, forward_bmm, "fused"),
+        "einsum + fused Adam": lambda: cpu_ms_per_step(args.members, args.steps, forward_einsum, "fused"),
+        "baddbmm + foreach Adam": lambda: cpu_ms_per_step(args.members, args.steps, forward_bmm, "foreach"),
+        "baddbmm + default Adam": lambda: cpu_ms_per_step(args.members, args.steps, forward_bmm, "default"),
+    }
+    if args.compile:
+        variants["baddbmm compiled + fused Adam"] = lambda: cpu_ms_per_step(args.members, args.steps, forward_bmm,
+                                                                          "fused", compiled=True)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for rep in range(args.repeats):
+        order = list(variants.items())
+        for name, fn in order if rep % 2 == 0 else order[::-1]:  # the first of a round runs colder
+            times[name].append(fn())
+    base = statistics.median(times["baddbmm + fused Adam"])
+    print("| variant | CPU ms/step (median) | per member | vs baddbmm + fused |")
+    print("|---|---|---|---|")
+    for name, v in times.items():
+        m = statistics.median(v)
+        print(f"| {name} | {m:.2f} | {m / args.members:.3f} | {base / m:.2f}x |")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            cpu_ms_per_step(args.members, 100, forward_bmm, "fused")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    print(f"load at end {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
