@@ -30,6 +30,8 @@ th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
 th{background:#f4f4f4}td:first-child,td:nth-child(2){text-align:left}
 figure{margin:1rem 0}figcaption{font-size:.85rem;color:#555}
 img,svg{max-width:100%;height:auto}.note{color:#555;font-size:.85rem}
+.scroll{overflow-x:auto;max-width:100%}
+@media (max-width:600px){body{margin:.75rem}}
 """
 
 _CAPTIONS = {
@@ -51,7 +53,9 @@ def is_examples(name: str) -> bool:
 
 def _table(frame: pd.DataFrame, caption: str | None = None) -> str:
     body = frame.to_html(index=False, escape=True, border=0, na_rep="–")
-    return body if caption is None else body.replace("<table", f'<table title="{html.escape(caption)}"', 1)
+    if caption is not None:
+        body = body.replace("<table", f'<table title="{html.escape(caption)}"', 1)
+    return f'<div class="scroll">{body}</div>'  # a wide table scrolls in its box; the page keeps the screen width
 
 
 def _figure(name: str, paths: list[Path], inline_svg: bool) -> str:
@@ -83,6 +87,7 @@ def render_html(
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="note">Metric <b>{html.escape(result.metric.name)}</b> ({direction} is better); baseline '
