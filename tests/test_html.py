@@ -27,7 +27,7 @@ def test_self_contained(report):
     for ref in re.findall(r'(?:src|href)="([^"]*)"', page):
         assert ref.startswith(("data:", "#")), ref
     assert "<link" not in page and "http://" not in page.replace("http://www.w3.org", "")
-    assert page.count("data:image/png;base64,") == 4
+    assert page.count("data:image/png;base64,") == 5
     assert "<table" in page and "focal" in page
     assert "Example predictions" not in page  # classification results store no examples
 
@@ -35,7 +35,7 @@ def test_self_contained(report):
 def test_inline_svg_variant(report, tmp_path):
     out = write_html_report(report.parent / "res", tmp_path / "svg.html", inline_svg=True)
     page = out.read_text()
-    assert page.count("<svg") >= 4 and "data:image/png" not in page
+    assert page.count("<svg") >= 5 and "data:image/png" not in page
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -44,7 +44,7 @@ def test_renders_in_headless_chromium(report, tmp_path, width):
     shot = tmp_path / "shot.png"
     seen = render(report, width, screenshot=shot)
     assert seen.errors == []
-    assert seen.images == seen.images_loaded == 4  # every embedded PNG decoded
+    assert seen.images == seen.images_loaded == 5  # every embedded PNG decoded
     assert seen.tables == 3 and seen.rows > 20  # summary, per-dataset and pairwise tables
     assert seen.headings == ["Summary", "Per dataset", "Pairwise tests"]
     # readable: the page fits the viewport (wide tables scroll in their own box) at a legible size

@@ -37,9 +37,11 @@ img,svg{max-width:100%;height:auto}.note{color:#555;font-size:.85rem}
 _CAPTIONS = {
     "critical_difference": "Critical-difference diagram: average rank per loss (1 = best); "
     "red bars join losses that pairwise Wilcoxon signed-rank tests with Holm correction do not separate.",
+    "per_dataset": "Each loss's mean with its confidence interval over seeds, per dataset; colour: the paired "
+    "difference to the baseline (dashed line) is better, worse, or undecided (its interval holds 0).",
     "seeds": "Every seed per loss and dataset (box: quartiles).",
     "cost_quality": "Quality against mean wall time per trial; red points form the Pareto front.",
-    "curves": "Validation metric per epoch, mean ± sd over seeds.",
+    "curves": "Validation metric per epoch for every loss, mean ± sd over seeds.",
 }
 EXAMPLES_CAPTION = (
     "Example test predictions stored by the run: image, ground-truth mask, then each loss's foreground "

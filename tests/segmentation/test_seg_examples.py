@@ -142,7 +142,7 @@ def test_html_report_with_examples_renders_in_headless_chromium(seg_results: Pat
     page = write_html_report(seg_results, tmp_path / "r.html", baseline="dice", on_missing="impute-worst")
     seen = render(page, width)
     assert seen.errors == []
-    assert seen.images == seen.images_loaded == page.read_text().count("data:image/png;base64,") == 5  # 4 + 1 grid
+    assert seen.images == seen.images_loaded == page.read_text().count("data:image/png;base64,") == 6  # 5 + 1 grid
     assert "Example predictions" in seen.headings and seen.tables >= 3
     assert seen.viewport == width and not seen.overflows
 
