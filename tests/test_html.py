@@ -32,6 +32,7 @@ def test_self_contained(report):
     assert "Example predictions" not in page  # classification results store no examples
 
 
+@pytest.mark.slow
 def test_inline_svg_variant(report, tmp_path):
     out = write_html_report(report.parent / "res", tmp_path / "svg.html", inline_svg=True)
     page = out.read_text()
@@ -39,6 +40,7 @@ def test_inline_svg_variant(report, tmp_path):
 
 
 @pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.slow
 def test_renders_in_headless_chromium(report, tmp_path, width):
     require_browser()
     shot = tmp_path / "shot.png"
@@ -53,6 +55,7 @@ def test_renders_in_headless_chromium(report, tmp_path, width):
     assert shot.read_bytes()[16:20] == width.to_bytes(4, "big")  # the PNG is as wide as the viewport
 
 
+@pytest.mark.slow
 def test_compare_cli_writes_html_and_plots(report, tmp_path):
     import typer
     from typer.testing import CliRunner

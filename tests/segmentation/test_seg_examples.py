@@ -135,6 +135,7 @@ def test_html_report_embeds_the_example_grid(seg_results: Path, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.slow
 def test_html_report_with_examples_renders_in_headless_chromium(seg_results: Path, tmp_path: Path, width: int) -> None:
     from lossbench.cli.report_html import write_html_report
 
