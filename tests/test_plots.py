@@ -86,7 +86,7 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
 def drawn_figure(monkeypatch, draw):
     """Run ``draw()`` and return the matplotlib figure it would have saved (its data, not its pixels)."""
     figures = []
-    monkeypatch.setattr(plots, "save", lambda fig, stem: figures.append(fig) or [])
+    monkeypatch.setattr(plots, "save", lambda fig, stem, formats=(): figures.append(fig) or [])
     draw()
     assert len(figures) == 1
     return figures[0]
@@ -168,3 +168,10 @@ def test_curves_draw_every_loss_with_one_colour_across_panels(monkeypatch, compa
             np.testing.assert_allclose(ln.get_ydata(), final.mean() * (1 - 0.5 ** (epochs + 1)), rtol=1e-9)
     assert all(len(c) == 1 for c in colours.values()) and len(set().union(*colours.values())) == len(result.losses)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == result.losses
+
+
+def test_all_plots_write_only_the_formats_asked_for(compared, tmp_path):
+    result, trials, curves = compared
+    out = plots.all_plots(result, trials, curves, tmp_path, formats=("png",))
+    assert len(out) == 5 and all([p.suffix for p in paths] == [".png"] for paths in out.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.png" for name in out)

@@ -157,7 +157,10 @@ def write_report(
     notes = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            drawn = plotting.all_plots(result, trials, curves, Path(tmp), examples=examples)
+            # the page embeds one format: drawing the other would be thrown away
+            drawn = plotting.all_plots(
+                result, trials, curves, Path(tmp), examples=examples, formats=("svg",) if inline_svg else ("png",)
+            )
         except UserError as exc:  # matplotlib missing: the tables still make a useful page
             drawn = {}
             notes.append(f"Plots omitted: {exc}")

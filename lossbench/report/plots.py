@@ -3,7 +3,7 @@ cost, curves, and example predictions where a segmentation run stored them.
 
 matplotlib is optional (the ``plots`` extra) and imported only when a plot is drawn, always with the
 non-interactive Agg backend so that plotting works on headless CI machines. Every plot is written as
-``<stem>.png`` and ``<stem>.svg``.
+``<stem>.png`` and ``<stem>.svg``, or in the ``formats`` asked for (the HTML page needs one of them).
 """
 
 from __future__ import annotations
@@ -45,14 +45,18 @@ def pyplot() -> Any:
     return plt
 
 
-def save(fig: Any, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` and close the figure."""
+#: the files each plot is written as, unless a caller asks for fewer
+FORMATS = ("png", "svg")
+
+
+def save(fig: Any, stem: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write ``stem.png`` and/or ``stem.svg`` and close the figure."""
     plt = pyplot()
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    paths = [stem.with_suffix(f".{fmt}") for fmt in formats]
     try:
-        fig.savefig(paths[0], dpi=120, bbox_inches="tight")
-        fig.savefig(paths[1], bbox_inches="tight")
+        for path in paths:  # an SVG costs about half a PNG again: write only what is asked for
+            fig.savefig(path, dpi=120 if path.suffix == ".png" else "figure", bbox_inches="tight")
     finally:
         plt.close(fig)
     return paths
@@ -87,7 +91,9 @@ def cliques(ranks: pd.Series, significant: pd.DataFrame) -> list[list[str]]:
     return [names[a : b + 1] for a, b in maximal]
 
 
-def cd_diagram(ranks: pd.Series, significant: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
+def cd_diagram(
+    ranks: pd.Series, significant: pd.DataFrame, stem: Path, title: str = "", formats: Sequence[str] = FORMATS
+) -> list[Path]:
     """Critical-difference diagram: losses on an average-rank axis (1 = best), bars join cliques of
     losses that pairwise Wilcoxon–Holm does not separate."""
     plt = pyplot()
@@ -126,7 +132,7 @@ def cd_diagram(ranks: pd.Series, significant: pd.DataFrame, stem: Path, title: s
         )
     if title:
         ax.set_title(title, fontsize=10)
-    return save(fig, stem)
+    return save(fig, stem, formats)
 
 
 # -- intervals per dataset --------------------------------------------------------------------------
@@ -160,6 +166,7 @@ def interval_panels(
     losses: Sequence[str] | None = None,
     baseline: str | None = None,
     max_datasets: int = 24,
+    formats: Sequence[str] = FORMATS,
 ) -> list[Path]:
     """One panel per dataset: each loss's mean with its CI, coloured by its paired verdict against the
     baseline (whose mean is the dashed line). ``frame`` is :func:`dataset_intervals`."""
@@ -193,7 +200,7 @@ def interval_panels(
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=v) for v, c in VERDICT_COLORS.items()]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout()
-    return save(fig, stem)
+    return save(fig, stem, formats)
 
 
 # -- seeds per dataset ------------------------------------------------------------------------------
@@ -205,6 +212,7 @@ def seed_strips(
     metric: str = "",
     losses: Sequence[str] | None = None,
     max_datasets: int = 24,
+    formats: Sequence[str] = FORMATS,
 ) -> list[Path]:
     """One panel per dataset: a box per loss with every seed as a jittered dot."""
     plt = pyplot()
@@ -226,7 +234,7 @@ def seed_strips(
     for ax in list(axes.flat)[len(datasets) :]:
         ax.axis("off")
     fig.tight_layout()
-    return save(fig, stem)
+    return save(fig, stem, formats)
 
 
 # -- quality vs cost --------------------------------------------------------------------------------
@@ -244,7 +252,11 @@ def pareto_front(cost: np.ndarray, quality: np.ndarray, higher_is_better: bool =
 
 
 def cost_quality(
-    points: pd.DataFrame, stem: Path, metric: str = "", higher_is_better: bool = True
+    points: pd.DataFrame,
+    stem: Path,
+    metric: str = "",
+    higher_is_better: bool = True,
+    formats: Sequence[str] = FORMATS,
 ) -> list[Path]:
     """Mean quality vs mean wall seconds per loss (``points``: loss, quality, cost), Pareto front marked."""
     plt = pyplot()
@@ -262,7 +274,7 @@ def cost_quality(
     ax.set_ylabel(f"mean {metric}")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return save(fig, stem)
+    return save(fig, stem, formats)
 
 
 def cost_points(trials: pd.DataFrame, result: CompareResult, cost_column: str = "wall_s") -> pd.DataFrame:
@@ -289,6 +301,7 @@ def learning_curves(
     split: str = "val",
     max_datasets: int = 12,
     losses: Sequence[str] | None = None,
+    formats: Sequence[str] = FORMATS,
 ) -> list[Path] | None:
     """Mean per-epoch curve over seeds for each loss, one panel per dataset; None if there are no curves.
 
@@ -335,7 +348,7 @@ def learning_curves(
     fig.legend(handles=handles, loc="lower center", ncol=min(6, len(order)), fontsize=7, frameon=False,
                bbox_to_anchor=(0.5, 1.0))  # every loss, even one absent from the first panel
     fig.tight_layout()
-    return save(fig, stem)
+    return save(fig, stem, formats)
 
 
 # -- all of them ------------------------------------------------------------------------------------
@@ -348,8 +361,9 @@ def all_plots(
     folder: Path,
     alpha: float = 0.05,
     examples: Mapping[str, Path] | None = None,
+    formats: Sequence[str] = FORMATS,
 ) -> dict[str, list[Path]]:
-    """Draw every plot the data allows into ``folder``; returns {plot name: [png, svg]}.
+    """Draw every plot the data allows into ``folder``; returns {plot name: [png, svg]} (or ``formats``).
 
     ``examples`` (trial_id → stored examples file, :func:`lossbench.results.load_examples`) adds one
     ``examples-<dataset>`` grid per dataset that has them.
@@ -365,23 +379,28 @@ def all_plots(
             sig,
             folder / "critical_difference",
             f"Average rank on {result.metric.name} (bars: not different, Wilcoxon–Holm α={alpha})",
+            formats,
         )
     intervals = dataset_intervals(result)
     if len(intervals):
         out["per_dataset"] = interval_panels(
-            intervals, folder / "per_dataset", result.metric.name, result.losses, result.baseline
+            intervals, folder / "per_dataset", result.metric.name, result.losses, result.baseline, formats=formats
         )
-    out["seeds"] = seed_strips(result.cells, folder / "seeds", result.metric.name, result.losses)
+    out["seeds"] = seed_strips(result.cells, folder / "seeds", result.metric.name, result.losses, formats=formats)
     points = cost_points(trials, result)
     if points["cost"].notna().any():
         out["cost_quality"] = cost_quality(
-            points, folder / "cost_quality", result.metric.name, result.metric.higher_is_better
+            points, folder / "cost_quality", result.metric.name, result.metric.higher_is_better, formats
         )
-    curve_paths = learning_curves(curves, trials, folder / "curves", result.metric.name, losses=result.losses)
+    curve_paths = learning_curves(
+        curves, trials, folder / "curves", result.metric.name, losses=result.losses, formats=formats
+    )
     if curve_paths:
         out["curves"] = curve_paths
     if examples:
         from lossbench.report.segmentation_plots import example_grids
 
-        out.update(example_grids(trials, examples, folder, losses=result.losses, datasets=result.datasets))
+        out.update(
+            example_grids(trials, examples, folder, losses=result.losses, datasets=result.datasets, formats=formats)
+        )
     return out

@@ -93,9 +93,9 @@ def test_compare_plots_write_one_example_grid_per_dataset(seg_results: Path, tmp
     titles: list[list[str]] = []
     real_save = segmentation_plots.save
 
-    def spy(fig: object, stem: Path) -> list[Path]:
+    def spy(fig: object, stem: Path, formats: tuple[str, ...] = segmentation_plots.FORMATS) -> list[Path]:
         titles.append([ax.get_title() for ax in fig.axes if ax.get_title()])  # type: ignore[attr-defined]
-        return real_save(fig, stem)
+        return real_save(fig, stem, formats)
 
     monkeypatch.setattr(segmentation_plots, "save", spy)
     app = typer.Typer()
