@@ -27,6 +27,7 @@ _STATE = """() => {
     viewport: window.innerWidth,
     page_width: document.documentElement.scrollWidth,
     font_px: parseFloat(getComputedStyle(document.querySelector("table") || document.body).fontSize),
+    image_scale: Math.min(1, ...images.map(i => i.getBoundingClientRect().width / (i.naturalWidth || 1))),
   };
 }"""
 
@@ -43,6 +44,7 @@ class Rendered:
     viewport: int
     page_width: int
     font_px: float
+    image_scale: float  # the smallest ratio of an image's shown width to its own: text in a plot shrinks with it
     errors: list[str] = field(default_factory=list)
 
     @property

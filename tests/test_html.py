@@ -51,7 +51,7 @@ def test_renders_in_headless_chromium(report, tmp_path, width):
     assert seen.headings == ["Summary", "Per dataset", "Pairwise tests"]
     # readable: the page fits the viewport (wide tables scroll in their own box) at a legible size
     assert seen.viewport == width and not seen.overflows
-    assert seen.font_px >= 12
+    assert seen.font_px >= 12 and seen.image_scale >= 0.5  # plots are not shrunk past legibility
     assert shot.read_bytes()[16:20] == width.to_bytes(4, "big")  # the PNG is as wide as the viewport
 
 

@@ -31,7 +31,8 @@ th{background:#f4f4f4}td:first-child,td:nth-child(2){text-align:left}
 figure{margin:1rem 0}figcaption{font-size:.85rem;color:#555}
 img,svg{max-width:100%;height:auto}.note{color:#555;font-size:.85rem}
 .scroll{overflow-x:auto;max-width:100%}
-@media (max-width:600px){body{margin:.75rem}}
+/* a phone shows plots at their own size, scrolling sideways in the figure: shrunk to 390 px their text is ~4 px */
+@media (max-width:600px){body{margin:.75rem}figure{overflow-x:auto}figure img{max-width:none}}
 """
 
 _CAPTIONS = {

@@ -145,7 +145,7 @@ def test_html_report_with_examples_renders_in_headless_chromium(seg_results: Pat
     assert seen.errors == []
     assert seen.images == seen.images_loaded == page.read_text().count("data:image/png;base64,") == 6  # 5 + 1 grid
     assert "Example predictions" in seen.headings and seen.tables >= 3
-    assert seen.viewport == width and not seen.overflows
+    assert seen.viewport == width and not seen.overflows and seen.image_scale >= 0.5
 
 
 def test_classification_run_stores_no_examples(tmp_path: Path) -> None:
