@@ -24,6 +24,7 @@ def run_with(tmp_path: Path, suite: Suite, backend: BackendConfig, name: str):  
     return store.read_trials().sort_values("trial_id").reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_dask_and_loky_give_the_same_rows(tmp_path: Path, tiny_suite: Suite) -> None:
     pytest.importorskip("dask.distributed")
     loky = run_with(tmp_path, tiny_suite, BackendConfig("loky", 2), "loky")
@@ -70,6 +71,7 @@ KILLER = textwrap.dedent('''
 
 
 @pytest.mark.parametrize("always", [False, True], ids=["killed-once-retried", "killed-always-crashed"])
+@pytest.mark.slow
 def test_dask_worker_killed_mid_trial_is_retried_or_crashed_never_lost(
     tmp_path: Path, tiny_suite: Suite, monkeypatch: pytest.MonkeyPatch, always: bool
 ) -> None:
@@ -127,6 +129,7 @@ NESTED = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_joblib_calls_inside_a_dask_trial_stay_in_its_thread(tmp_path: Path, tiny_suite: Suite) -> None:
     """scikit-learn's joblib calls inside a trial must not go to the cluster: the waiting task would
     secede, its one-thread worker would start a second trial beside it, and a worker death would take both."""
@@ -142,6 +145,7 @@ def test_joblib_calls_inside_a_dask_trial_stay_in_its_thread(tmp_path: Path, tin
     assert calls and all(set(nested) == {own} for own, *nested in calls)
 
 
+@pytest.mark.slow
 def test_gpu_trials_ask_dask_for_a_gpu_resource() -> None:
     pytest.importorskip("dask.distributed")
     from joblib.parallel import get_active_backend

@@ -18,6 +18,7 @@ def invoke(*args: str):  # type: ignore[no-untyped-def]
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_quickstart_runs_writes_rows_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "qs"
     result = invoke("run", "--seeds", "2", "--n-jobs", "2", "--out", str(out))
@@ -121,12 +122,16 @@ def test_help_explains_every_verb() -> None:
         assert sub.exit_code == 0 and "Example" in sub.output
 
 
+@pytest.mark.slow
 def test_check_loss_all_passes_and_a_broken_loss_fails() -> None:
     result = invoke("check-loss", "--all", "--format", "json")
     assert result.exit_code == 0, result.output
     checks = json.loads(result.output)
     assert {c["loss"] for c in checks} >= {"ce", "focal", "anyloss-f1", "z-loss", "aldr-kl"}
     assert all(c["passed"] is not False for c in checks)
+
+
+def test_check_loss_names_a_typo_and_fails_a_broken_loss() -> None:
     unknown = runner.invoke(app, ["check-loss", "focl"])
     assert unknown.exit_code == 2 and "Did you mean 'focal'" in unknown.output
 
@@ -194,6 +199,7 @@ def test_top_level_help_and_usage_errors_import_nothing_heavy() -> None:
     assert "HEAVY []" in done.stdout, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_n_jobs_minus_one_means_every_core_and_scheduler_says_what_it_does(tmp_path: Path,
                                                                           tiny_suite_file: Path) -> None:
     from joblib import cpu_count

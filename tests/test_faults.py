@@ -98,6 +98,7 @@ if WaitsForGate.info.name not in LOSSES:
 """
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_on_one_directory(tmp_path: Path, tiny_suite_file: Path) -> None:
     """Two real `lossbench run` processes on one --out: the second is refused in one line, the first completes."""
     out, gate, plugin = tmp_path / "r", tmp_path / "gate", tmp_path / "waiting_loss.py"

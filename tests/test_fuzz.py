@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from lossbench.cli.app import app
 from lossbench.suite import TOP_LEVEL, TRAINING_DEFAULTS
 
+pytestmark = pytest.mark.slow  # hundreds of generated inputs per test
 runner = CliRunner()
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 TINY_DATA = "synthetic:classification#n=60&features=4&informative=2"

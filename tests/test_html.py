@@ -3,44 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from lossbench.cli.report_html import write_html_report
+from tests.browser import WIDTHS, render, require_browser
 from tests.resultgen import noisy, write_results
-
-CHROMIUM = next(
-    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
-)
-PROBE = """<script>window.addEventListener("load", () => {
-  const ok = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length;
-  document.body.setAttribute("data-images-ok", ok);
-  document.body.setAttribute("data-rows", document.querySelectorAll("table tr").length);
-});</script></body>"""
-
-
-def chromium_dom(page: Path, tmp_path: Path) -> tuple[int, int, str]:
-    """Load ``page`` in headless Chromium: (decoded images, table rows, the rendered DOM)."""
-    assert CHROMIUM is not None
-    probe = tmp_path / "probe.html"
-    probe.write_text(page.read_text().replace("</body>", PROBE))
-    cmd = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--virtual-time-budget=3000",
-        "--dump-dom",
-        probe.as_uri(),
-    ]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
-    images = int(re.search(r'data-images-ok="(\d+)"', dom).group(1))
-    rows = int(re.search(r'data-rows="(\d+)"', dom).group(1))
-    return images, rows, dom
 
 
 @pytest.fixture(scope="module")
@@ -59,25 +27,35 @@ def test_self_contained(report):
     for ref in re.findall(r'(?:src|href)="([^"]*)"', page):
         assert ref.startswith(("data:", "#")), ref
     assert "<link" not in page and "http://" not in page.replace("http://www.w3.org", "")
-    assert page.count("data:image/png;base64,") == 4
+    assert page.count("data:image/png;base64,") == 5
     assert "<table" in page and "focal" in page
     assert "Example predictions" not in page  # classification results store no examples
 
 
+@pytest.mark.slow
 def test_inline_svg_variant(report, tmp_path):
     out = write_html_report(report.parent / "res", tmp_path / "svg.html", inline_svg=True)
     page = out.read_text()
-    assert page.count("<svg") >= 4 and "data:image/png" not in page
+    assert page.count("<svg") >= 5 and "data:image/png" not in page
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary found (apt-get install -y chromium)")
-def test_renders_in_headless_chromium(report, tmp_path):
-    images, rows, dom = chromium_dom(report, tmp_path)
-    assert images == 4  # every embedded PNG decoded
-    assert rows > 20  # summary, per-dataset and pairwise tables rendered
-    assert "<table" in dom and "Per dataset" in dom
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.slow
+def test_renders_in_headless_chromium(report, tmp_path, width):
+    require_browser()
+    shot = tmp_path / "shot.png"
+    seen = render(report, width, screenshot=shot)
+    assert seen.errors == []
+    assert seen.images == seen.images_loaded == 5  # every embedded PNG decoded
+    assert seen.tables == 3 and seen.rows > 20  # summary, per-dataset and pairwise tables
+    assert seen.headings == ["Summary", "Per dataset", "Pairwise tests"]
+    # readable: the page fits the viewport (wide tables scroll in their own box) at a legible size
+    assert seen.viewport == width and not seen.overflows
+    assert seen.font_px >= 12 and seen.image_scale >= 0.5  # plots are not shrunk past legibility
+    assert shot.read_bytes()[16:20] == width.to_bytes(4, "big")  # the PNG is as wide as the viewport
 
 
+@pytest.mark.slow
 def test_compare_cli_writes_html_and_plots(report, tmp_path):
     import typer
     from typer.testing import CliRunner

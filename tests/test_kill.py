@@ -24,6 +24,7 @@ def raw_trial_ids(out: Path) -> list[str]:
             for tid in pq.read_table(f, columns=["trial_id"]).column("trial_id").to_pylist()]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_every_trial_exactly_once(tmp_path: Path, tiny_suite_file: Path) -> None:
     out = tmp_path / "r"
     cmd = [sys.executable, "-m", "lossbench", "run", "--suite", str(tiny_suite_file), "--seeds", "4",
@@ -51,6 +52,7 @@ def test_killed_run_resumes_with_every_trial_exactly_once(tmp_path: Path, tiny_s
     assert set(trials["status"]) == {"ok"}
 
 
+@pytest.mark.slow
 def test_driver_killed_at_random_points_ten_times_then_completes_exactly_once(tmp_path: Path,
                                                                             tiny_suite_file: Path) -> None:
     """SIGKILL the driver ten times at random moments (start-up, planning, training, writing, compacting)."""

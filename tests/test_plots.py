@@ -12,7 +12,7 @@ import pytest
 from lossbench.compare import compare
 from lossbench.errors import UserError
 from lossbench.results import load_curves, load_trials
-from tests.resultgen import noisy, write_results
+from tests.resultgen import make_rows, noisy, write_results
 
 pytest.importorskip("matplotlib")
 
@@ -42,7 +42,7 @@ def compared(tmp_path_factory):
 def test_all_plots(compared, tmp_path):
     result, trials, curves = compared
     out = plots.all_plots(result, trials, curves, tmp_path)
-    assert set(out) == {"critical_difference", "seeds", "cost_quality", "curves"}
+    assert set(out) == {"critical_difference", "per_dataset", "seeds", "cost_quality", "curves"}
     for paths in out.values():
         assert_valid(paths)
 
@@ -81,3 +81,110 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     with pytest.raises(UserError) as exc:
         plots.pyplot()
     assert "pip install 'lossbench[plots]'" in str(exc.value)
+
+
+def drawn_figure(monkeypatch, draw):
+    """Run ``draw()`` and return the matplotlib figure it would have saved (its data, not its pixels)."""
+    figures = []
+
+    def keep(fig, stem, formats=()):
+        figures.append(fig)
+        plots.pyplot().close(fig)  # closed figures keep their artists and data
+        return []
+
+    monkeypatch.setattr(plots, "save", keep)
+    draw()
+    assert len(figures) == 1
+    return figures[0]
+
+
+def clear_cut(higher_is_better: bool = True):
+    """Two datasets, baseline "ce" and three losses: +0.1, −0.1 and ±0.01 around it on every seed."""
+    base = np.array([0.60, 0.62, 0.64, 0.66, 0.68, 0.70])
+    wobble = np.array([0.01, -0.01] * 3)
+    cell = np.stack([base, base + 0.1, base - 0.1, base + wobble])  # losses × seeds
+    values = np.stack([cell, cell - 0.2])  # datasets × losses × seeds
+    metric = "auroc" if higher_is_better else "brier"
+    rows = make_rows(values, losses=["ce", "up", "down", "same"], metric=metric, higher_is_better=higher_is_better)
+    result = compare(pd.DataFrame(rows), baseline="ce", n_resamples=500)
+    assert result.metric.higher_is_better is higher_is_better
+    return result
+
+
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_dataset_intervals_give_means_cis_and_paired_verdicts(higher_is_better):
+    result = clear_cut(higher_is_better)
+    frame = plots.dataset_intervals(result).set_index(["dataset", "loss"])
+    assert frame.loc[("d0", "ce"), "mean"] == pytest.approx(0.65)
+    assert frame.loc[("d1", "up"), "mean"] == pytest.approx(0.55)
+    assert frame.loc[("d0", "same"), "mean"] == pytest.approx(0.65)
+    per = result.per_dataset.set_index(["dataset", "loss"])
+    assert frame["ci_low"].to_dict() == per.loc[frame.index, "ci_low"].to_dict()
+    assert (frame["ci_low"] < frame["mean"]).all() and (frame["mean"] < frame["ci_high"]).all()
+    better, worse = ("up", "down") if higher_is_better else ("down", "up")
+    verdicts = frame["verdict"].unstack("loss")
+    assert (verdicts["ce"] == "baseline").all() and (verdicts[better] == "better").all()
+    assert (verdicts[worse] == "worse").all() and (verdicts["same"] == "undecided").all()
+
+
+def test_interval_panels_draw_every_loss_at_its_mean_and_ci(monkeypatch, tmp_path):
+    result = clear_cut()
+    frame = plots.dataset_intervals(result)
+    fig = drawn_figure(monkeypatch, lambda: plots.interval_panels(frame, tmp_path / "p", "auroc", result.losses, "ce"))
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["d0", "d1"]
+    for ax in panels:
+        sub = frame[frame["dataset"] == ax.get_title()].set_index("loss")
+        assert [t.get_text() for t in ax.get_yticklabels()] == result.losses
+        seen = {}
+        for bars in ax.containers:  # one errorbar set per verdict
+            line, _, (segments,) = bars.lines
+            for x, y, seg in zip(line.get_xdata(), line.get_ydata(), segments.get_segments(), strict=True):
+                seen[result.losses[int(y)]] = (bars.get_label(), x, seg[0][0], seg[1][0])
+        assert set(seen) == set(result.losses)
+        for loss, (verdict, x, lo, hi) in seen.items():
+            row = sub.loc[loss]
+            assert verdict == row["verdict"]
+            assert (x, lo, hi) == pytest.approx((row["mean"], row["ci_low"], row["ci_high"]))
+        dashed = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
+        assert len(dashed) == 1 and dashed[0].get_xdata()[0] == pytest.approx(sub.loc["ce", "mean"])
+
+
+def test_curves_draw_every_loss_with_one_colour_across_panels(monkeypatch, compared, tmp_path):
+    result, trials, curves = compared
+    # "focal" has no curves on d0: it must still keep its colour (and its legend entry) elsewhere
+    gone = set(trials.loc[(trials["dataset"] == "d0") & (trials["loss"] == "focal"), "trial_id"])
+    curves = curves[~curves["trial_id"].isin(gone)]
+    fig = drawn_figure(
+        monkeypatch, lambda: plots.learning_curves(curves, trials, tmp_path / "c", "auroc", losses=result.losses)
+    )
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == sorted(result.datasets)
+    colours: dict[str, set] = {}
+    for ax in panels:
+        lines = {ln.get_label(): ln for ln in ax.lines}
+        expected = [n for n in result.losses if not (ax.get_title() == "d0" and n == "focal")]
+        assert list(lines) == expected
+        for loss, ln in lines.items():
+            colours.setdefault(loss, set()).add(ln.get_color())
+            # the mean over seeds of value × (1 − 0.5^(epoch+1)) (tests.resultgen's curves)
+            final = trials[(trials["dataset"] == ax.get_title()) & (trials["loss"] == loss)]["value"]
+            epochs = np.arange(5)
+            np.testing.assert_allclose(ln.get_xdata(), epochs)
+            np.testing.assert_allclose(ln.get_ydata(), final.mean() * (1 - 0.5 ** (epochs + 1)), rtol=1e-9)
+    assert all(len(c) == 1 for c in colours.values()) and len(set().union(*colours.values())) == len(result.losses)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == result.losses
+
+
+def test_all_plots_write_only_the_formats_asked_for(compared, tmp_path, monkeypatch):
+    result, trials, curves = compared
+    asked = []
+
+    def record(fig, stem, formats=plots.FORMATS):
+        asked.append(tuple(formats))
+        plots.pyplot().close(fig)
+        return []
+
+    monkeypatch.setattr(plots, "save", record)
+    plots.all_plots(result, trials, curves, tmp_path, formats=("png",))
+    assert asked == [("png",)] * 5  # every plot, none rendered twice

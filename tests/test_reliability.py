@@ -56,6 +56,7 @@ def plugin(tmp_path: Path) -> str:
     return str(path)  # a file path: workers load it whatever their sys.path
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_trial_is_crashed_and_the_run_goes_on(tmp_path: Path, tiny_suite: Suite,
                                                                plugin: str) -> None:
     load_plugins([plugin])

@@ -78,7 +78,7 @@ def test_compare_plots_counts_the_files_it_wrote(tmp_path):
     r = CliRunner().invoke(app, ["compare", str(tmp_path / "r"), "--plots", str(tmp_path / "plots")])
     assert r.exit_code == 0, r.output
     n_files = len(list((tmp_path / "plots").iterdir()))
-    assert n_files == 8 and f"wrote {n_files} plot files" in r.output
+    assert n_files == 10 and f"wrote {n_files} plot files" in r.output
 
 
 def test_help_shows_the_plots_extra():

@@ -166,6 +166,7 @@ def test_exit_codes_say_whether_trials_have_results(tmp_path: Path, tiny_suite_f
 
 # -- the newcomer's path ----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_piped_output_prints_steady_progress_lines(tmp_path: Path, tiny_suite_file: Path, plugin: Path) -> None:
     result = invoke("run", "--suite", str(tiny_suite_file), "--seeds", "1", "-d", BINARY, "--plugin", str(plugin),
                     "-l", "test-slow", "-l", "ce", "--out", str(tmp_path / "r"), "--progress-every", "1")
@@ -179,6 +180,7 @@ def test_piped_output_prints_steady_progress_lines(tmp_path: Path, tiny_suite_fi
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.slow
 def test_ctrl_c_says_what_was_saved_and_the_same_command_resumes(tmp_path: Path, tiny_suite_file: Path,
                                                                  plugin: Path) -> None:
     out, gate = tmp_path / "r", tmp_path / "gate"

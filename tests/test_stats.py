@@ -60,6 +60,7 @@ def test_wilcoxon_is_exact_at_small_n_with_ties_and_zeros():
     assert stats.wilcoxon_signed_rank(np.array([1.0, -1.0, 2.0, 3.0])) == pytest.approx(6 / 16)
 
 
+@pytest.mark.slow
 def test_wilcoxon_matches_scipys_exact_permutation_test():
     rng = np.random.default_rng(9)
     for n in (3, 6, 9):

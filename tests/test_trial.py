@@ -118,6 +118,7 @@ def test_unsupported_pair_is_skipped_with_reason(tiny_suite: Suite) -> None:
     assert "not binary data" in row["error_msg"]
 
 
+@pytest.mark.slow
 def test_warm_up_is_paid_before_the_first_trials_clock_and_deadline(tiny_suite: Suite,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The first trial of a process used to carry its imports (seconds: the first optimiser imports torch's
@@ -139,6 +140,7 @@ def test_warm_up_is_paid_before_the_first_trials_clock_and_deadline(tiny_suite: 
     assert second["status"] == "ok" and second["warmup_s"] == 0.0
 
 
+@pytest.mark.slow
 def test_warm_up_imports_what_the_first_optimiser_would(tmp_path: Path) -> None:
     """A time-out must not interrupt torch's import: it happens in the warm-up, before any deadline."""
     script = tmp_path / "fresh.py"

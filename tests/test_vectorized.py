@@ -33,6 +33,7 @@ def rows(tmp_path: Path, suite: Suite, name: str, vectorize: bool) -> pd.DataFra
     return store.read_trials().sort_values("trial_id").reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_vectorised_and_per_seed_training_agree(tmp_path: Path) -> None:
     suite = parse_suite(dict(SUITE), "vec.toml")
     per_seed = rows(tmp_path, suite, "per-seed", False)

@@ -30,14 +30,19 @@ th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
 th{background:#f4f4f4}td:first-child,td:nth-child(2){text-align:left}
 figure{margin:1rem 0}figcaption{font-size:.85rem;color:#555}
 img,svg{max-width:100%;height:auto}.note{color:#555;font-size:.85rem}
+.scroll{overflow-x:auto;max-width:100%}
+/* a phone shows plots at their own size, scrolling sideways in the figure: shrunk to 390 px their text is ~4 px */
+@media (max-width:600px){body{margin:.75rem}figure{overflow-x:auto}figure img{max-width:none}}
 """
 
 _CAPTIONS = {
     "critical_difference": "Critical-difference diagram: average rank per loss (1 = best); "
     "red bars join losses that pairwise Wilcoxon signed-rank tests with Holm correction do not separate.",
+    "per_dataset": "Each loss's mean with its confidence interval over seeds, per dataset; colour: the paired "
+    "difference to the baseline (dashed line) is better, worse, or undecided (its interval holds 0).",
     "seeds": "Every seed per loss and dataset (box: quartiles).",
     "cost_quality": "Quality against mean wall time per trial; red points form the Pareto front.",
-    "curves": "Validation metric per epoch, mean ± sd over seeds.",
+    "curves": "Validation metric per epoch for every loss, mean ± sd over seeds.",
 }
 EXAMPLES_CAPTION = (
     "Example test predictions stored by the run: image, ground-truth mask, then each loss's foreground "
@@ -51,7 +56,9 @@ def is_examples(name: str) -> bool:
 
 def _table(frame: pd.DataFrame, caption: str | None = None) -> str:
     body = frame.to_html(index=False, escape=True, border=0, na_rep="–")
-    return body if caption is None else body.replace("<table", f'<table title="{html.escape(caption)}"', 1)
+    if caption is not None:
+        body = body.replace("<table", f'<table title="{html.escape(caption)}"', 1)
+    return f'<div class="scroll">{body}</div>'  # a wide table scrolls in its box; the page keeps the screen width
 
 
 def _figure(name: str, paths: list[Path], inline_svg: bool) -> str:
@@ -83,6 +90,7 @@ def render_html(
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="note">Metric <b>{html.escape(result.metric.name)}</b> ({direction} is better); baseline '
@@ -150,7 +158,10 @@ def write_report(
     notes = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            drawn = plotting.all_plots(result, trials, curves, Path(tmp), examples=examples)
+            # the page embeds one format: drawing the other would be thrown away
+            drawn = plotting.all_plots(
+                result, trials, curves, Path(tmp), examples=examples, formats=("svg",) if inline_svg else ("png",)
+            )
         except UserError as exc:  # matplotlib missing: the tables still make a useful page
             drawn = {}
             notes.append(f"Plots omitted: {exc}")

@@ -1,9 +1,9 @@
-"""Plots for compare results: critical-difference diagram, seeds per dataset, quality vs cost, curves,
-and example predictions where a segmentation run stored them.
+"""Plots for compare results: critical-difference diagram, intervals and seeds per dataset, quality vs
+cost, curves, and example predictions where a segmentation run stored them.
 
 matplotlib is optional (the ``plots`` extra) and imported only when a plot is drawn, always with the
 non-interactive Agg backend so that plotting works on headless CI machines. Every plot is written as
-``<stem>.png`` and ``<stem>.svg``.
+``<stem>.png`` and ``<stem>.svg``, or in the ``formats`` asked for (the HTML page needs one of them).
 """
 
 from __future__ import annotations
@@ -45,17 +45,28 @@ def pyplot() -> Any:
     return plt
 
 
-def save(fig: Any, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` and close the figure."""
+#: the files each plot is written as, unless a caller asks for fewer
+FORMATS = ("png", "svg")
+
+
+def save(fig: Any, stem: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write ``stem.png`` and/or ``stem.svg`` and close the figure."""
     plt = pyplot()
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    paths = [stem.with_suffix(f".{fmt}") for fmt in formats]
     try:
-        fig.savefig(paths[0], dpi=120, bbox_inches="tight")
-        fig.savefig(paths[1], bbox_inches="tight")
+        for path in paths:  # an SVG costs about half a PNG again: write only what is asked for
+            fig.savefig(path, dpi=120 if path.suffix == ".png" else "figure", bbox_inches="tight")
     finally:
         plt.close(fig)
     return paths
+
+
+def loss_colors(losses: Sequence[str]) -> dict[str, Any]:
+    """One colour per loss, the same in every panel and plot (a legend drawn once stays true)."""
+    plt = pyplot()
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {loss: cycle[i % len(cycle)] for i, loss in enumerate(losses)}
 
 
 # -- critical difference ----------------------------------------------------------------------------
@@ -80,7 +91,9 @@ def cliques(ranks: pd.Series, significant: pd.DataFrame) -> list[list[str]]:
     return [names[a : b + 1] for a, b in maximal]
 
 
-def cd_diagram(ranks: pd.Series, significant: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
+def cd_diagram(
+    ranks: pd.Series, significant: pd.DataFrame, stem: Path, title: str = "", formats: Sequence[str] = FORMATS
+) -> list[Path]:
     """Critical-difference diagram: losses on an average-rank axis (1 = best), bars join cliques of
     losses that pairwise Wilcoxon–Holm does not separate."""
     plt = pyplot()
@@ -119,7 +132,75 @@ def cd_diagram(ranks: pd.Series, significant: pd.DataFrame, stem: Path, title: s
         )
     if title:
         ax.set_title(title, fontsize=10)
-    return save(fig, stem)
+    return save(fig, stem, formats)
+
+
+# -- intervals per dataset --------------------------------------------------------------------------
+
+#: colour of each verdict of a loss's paired difference to the baseline on one dataset
+VERDICT_COLORS = {"better": "tab:green", "worse": "tab:red", "undecided": "tab:gray", "baseline": "black"}
+
+
+def dataset_intervals(result: CompareResult) -> pd.DataFrame:
+    """What :func:`interval_panels` draws: one row per (dataset, loss) with a usable mean.
+
+    Columns dataset, loss, mean, ci_low, ci_high (NaN below the seeds a CI needs) and verdict: "baseline",
+    or the paired Δ-vs-baseline CI read in the metric's direction: "better" or "worse" when it excludes 0,
+    else "undecided".
+    """
+    frame = result.per_dataset
+    frame = frame[frame["n"] > 0]
+    sign = 1.0 if result.metric.higher_is_better else -1.0
+    low = sign * pd.to_numeric(frame["diff_low" if sign > 0 else "diff_high"], errors="coerce")
+    high = sign * pd.to_numeric(frame["diff_high" if sign > 0 else "diff_low"], errors="coerce")
+    verdict = np.select([frame["loss"] == result.baseline, low > 0, high < 0], ["baseline", "better", "worse"],
+                        default="undecided")
+    out = frame[["dataset", "loss", "mean", "ci_low", "ci_high"]].assign(verdict=verdict)
+    return out.reset_index(drop=True)
+
+
+def interval_panels(
+    frame: pd.DataFrame,
+    stem: Path,
+    metric: str = "",
+    losses: Sequence[str] | None = None,
+    baseline: str | None = None,
+    max_datasets: int = 24,
+    formats: Sequence[str] = FORMATS,
+) -> list[Path]:
+    """One panel per dataset: each loss's mean with its CI, coloured by its paired verdict against the
+    baseline (whose mean is the dashed line). ``frame`` is :func:`dataset_intervals`."""
+    plt = pyplot()
+    datasets = sorted(frame["dataset"].unique())[:max_datasets]
+    losses = list(losses or sorted(frame["loss"].unique()))
+    ncols = min(3, max(1, len(datasets)))
+    nrows = max(1, -(-len(datasets) // ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.6 * ncols, 0.6 + 0.28 * len(losses) * nrows + 0.5 * nrows), squeeze=False
+    )
+    for ax, dataset in zip(axes.flat, datasets, strict=False):
+        sub = frame[frame["dataset"] == dataset].set_index("loss")
+        for verdict, color in VERDICT_COLORS.items():
+            rows = sub[sub["verdict"] == verdict]
+            if rows.empty:
+                continue
+            y = [losses.index(loss) for loss in rows.index]
+            err = np.vstack([rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]]).clip(min=0)
+            ax.errorbar(rows["mean"], y, xerr=np.nan_to_num(err), fmt="o", ms=4, capsize=2, color=color,
+                        label=verdict)
+        if baseline in sub.index:
+            ax.axvline(float(sub.loc[baseline, "mean"]), color="black", lw=0.8, ls="--")
+        ax.set_yticks(range(len(losses)), losses, fontsize=8)
+        ax.set_ylim(len(losses) - 0.5, -0.5)  # the first loss on top
+        ax.set_title(dataset, fontsize=9)
+        ax.set_xlabel(metric, fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    for ax in list(axes.flat)[len(datasets) :]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=v) for v, c in VERDICT_COLORS.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout()
+    return save(fig, stem, formats)
 
 
 # -- seeds per dataset ------------------------------------------------------------------------------
@@ -131,6 +212,7 @@ def seed_strips(
     metric: str = "",
     losses: Sequence[str] | None = None,
     max_datasets: int = 24,
+    formats: Sequence[str] = FORMATS,
 ) -> list[Path]:
     """One panel per dataset: a box per loss with every seed as a jittered dot."""
     plt = pyplot()
@@ -152,7 +234,7 @@ def seed_strips(
     for ax in list(axes.flat)[len(datasets) :]:
         ax.axis("off")
     fig.tight_layout()
-    return save(fig, stem)
+    return save(fig, stem, formats)
 
 
 # -- quality vs cost --------------------------------------------------------------------------------
@@ -170,7 +252,11 @@ def pareto_front(cost: np.ndarray, quality: np.ndarray, higher_is_better: bool =
 
 
 def cost_quality(
-    points: pd.DataFrame, stem: Path, metric: str = "", higher_is_better: bool = True
+    points: pd.DataFrame,
+    stem: Path,
+    metric: str = "",
+    higher_is_better: bool = True,
+    formats: Sequence[str] = FORMATS,
 ) -> list[Path]:
     """Mean quality vs mean wall seconds per loss (``points``: loss, quality, cost), Pareto front marked."""
     plt = pyplot()
@@ -188,7 +274,7 @@ def cost_quality(
     ax.set_ylabel(f"mean {metric}")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return save(fig, stem)
+    return save(fig, stem, formats)
 
 
 def cost_points(trials: pd.DataFrame, result: CompareResult, cost_column: str = "wall_s") -> pd.DataFrame:
@@ -214,8 +300,12 @@ def learning_curves(
     metric: str | None = None,
     split: str = "val",
     max_datasets: int = 12,
+    losses: Sequence[str] | None = None,
+    formats: Sequence[str] = FORMATS,
 ) -> list[Path] | None:
-    """Mean per-epoch curve over seeds for each loss, one panel per dataset; None if there are no curves."""
+    """Mean per-epoch curve over seeds for each loss, one panel per dataset; None if there are no curves.
+
+    ``losses`` fixes the order and colours (the compared losses); others with curves follow, sorted."""
     if curves.empty:
         return None
     sel = curves[curves["split"] == split]
@@ -231,28 +321,34 @@ def learning_curves(
         return None
     plt = pyplot()
     datasets = sorted(merged["dataset"].unique())[:max_datasets]
+    order = list(losses or [])
+    order += sorted(set(merged["loss"]) - set(order))
+    colors = loss_colors(order)
     ncols = min(3, len(datasets))
     nrows = -(-len(datasets) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows), squeeze=False)
     for ax, dataset in zip(axes.flat, datasets, strict=False):
         sub = merged[merged["dataset"] == dataset]
-        for loss, g in sub.groupby("loss"):
-            mean = g.groupby("step")["value"].agg(["mean", "std"])
-            ax.plot(mean.index, mean["mean"], label=str(loss), lw=1.2)
+        for loss in (name for name in order if name in set(sub["loss"])):
+            mean = sub[sub["loss"] == loss].groupby("step")["value"].agg(["mean", "std"])
+            ax.plot(mean.index, mean["mean"], label=str(loss), lw=1.2, color=colors[loss])
             ax.fill_between(
                 mean.index,
                 mean["mean"] - mean["std"].fillna(0),
                 mean["mean"] + mean["std"].fillna(0),
                 alpha=0.15,
+                color=colors[loss],
             )
         ax.set_title(dataset, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel(f"{split} {metric}", fontsize=8)
     for ax in list(axes.flat)[len(datasets) :]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
+    handles = [plt.Line2D([], [], color=colors[loss], label=loss) for loss in order]
+    fig.legend(handles=handles, loc="lower center", ncol=min(6, len(order)), fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, 1.0))  # every loss, even one absent from the first panel
     fig.tight_layout()
-    return save(fig, stem)
+    return save(fig, stem, formats)
 
 
 # -- all of them ------------------------------------------------------------------------------------
@@ -265,8 +361,9 @@ def all_plots(
     folder: Path,
     alpha: float = 0.05,
     examples: Mapping[str, Path] | None = None,
+    formats: Sequence[str] = FORMATS,
 ) -> dict[str, list[Path]]:
-    """Draw every plot the data allows into ``folder``; returns {plot name: [png, svg]}.
+    """Draw every plot the data allows into ``folder``; returns {plot name: [png, svg]} (or ``formats``).
 
     ``examples`` (trial_id → stored examples file, :func:`lossbench.results.load_examples`) adds one
     ``examples-<dataset>`` grid per dataset that has them.
@@ -282,18 +379,28 @@ def all_plots(
             sig,
             folder / "critical_difference",
             f"Average rank on {result.metric.name} (bars: not different, Wilcoxon–Holm α={alpha})",
+            formats,
         )
-    out["seeds"] = seed_strips(result.cells, folder / "seeds", result.metric.name, result.losses)
+    intervals = dataset_intervals(result)
+    if len(intervals):
+        out["per_dataset"] = interval_panels(
+            intervals, folder / "per_dataset", result.metric.name, result.losses, result.baseline, formats=formats
+        )
+    out["seeds"] = seed_strips(result.cells, folder / "seeds", result.metric.name, result.losses, formats=formats)
     points = cost_points(trials, result)
     if points["cost"].notna().any():
         out["cost_quality"] = cost_quality(
-            points, folder / "cost_quality", result.metric.name, result.metric.higher_is_better
+            points, folder / "cost_quality", result.metric.name, result.metric.higher_is_better, formats
         )
-    curve_paths = learning_curves(curves, trials, folder / "curves", result.metric.name)
+    curve_paths = learning_curves(
+        curves, trials, folder / "curves", result.metric.name, losses=result.losses, formats=formats
+    )
     if curve_paths:
         out["curves"] = curve_paths
     if examples:
         from lossbench.report.segmentation_plots import example_grids
 
-        out.update(example_grids(trials, examples, folder, losses=result.losses, datasets=result.datasets))
+        out.update(
+            example_grids(trials, examples, folder, losses=result.losses, datasets=result.datasets, formats=formats)
+        )
     return out

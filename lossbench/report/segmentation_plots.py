@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lossbench.report.plots import pyplot, save
+from lossbench.report.plots import FORMATS, pyplot, save
 from lossbench.store import read_examples
 
 #: Probability above which a pixel is foreground: the threshold every segmentation metric uses.
@@ -117,6 +117,7 @@ def example_grids(
     folder: str | Path,
     losses: Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
+    formats: Sequence[str] = FORMATS,
 ) -> dict[str, list[Path]]:
     """One grid per dataset from stored examples: {``examples-<dataset>``: [png, svg]}; empty when none are stored.
 
@@ -157,5 +158,5 @@ def example_grids(
                              titles=[f"test #{i}" for i in reference["index"]],
                              title=f"{dataset} · seed {seed} · prediction > {THRESHOLD:g}")
         stem = _stem(str(dataset), taken)
-        out[stem] = save(fig, Path(folder) / stem)
+        out[stem] = save(fig, Path(folder) / stem, formats)
     return out

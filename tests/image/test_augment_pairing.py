@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from lossbench.methods import METHODS
@@ -47,6 +48,7 @@ class Spy(Method):
         return super().step(model, batch, loss, state)
 
 
+@pytest.mark.slow
 def test_every_loss_sees_the_same_weights_and_augmented_batches() -> None:
     task = TASK_TYPES.get("image")
     seen, weights = [], []

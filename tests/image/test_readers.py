@@ -127,6 +127,7 @@ def test_offline_sets_load() -> None:
         load_dataset("images:digits#imbalance=0.5")
 
 
+@pytest.mark.slow
 def test_mnist1d_and_lfw() -> None:
     pytest.importorskip("mnist1d")
     d = load_dataset("images:mnist1d")

@@ -33,6 +33,7 @@ def test_method_trains(loss: str, uri: str, task: str, metrics: tuple[str, ...])
         assert math.isnan(row["m_nc1"])  # NoProp predicts through its blocks: no penultimate layer to read
 
 
+@pytest.mark.slow
 def test_symface_needs_images() -> None:
     pytest.importorskip("mnist1d")
     spec = image_spec("symface", "images:mnist1d", epochs=1)

@@ -16,8 +16,13 @@ from lossbench.losses import LOSSES
 from lossbench.losses.base import LossBase, LossInfo, Param
 from lossbench.losses.registry import register_loss
 
+#: losses whose checks take many seconds (persistent homology per pixel): run with the slow tests
+SLOW_TO_CHECK = {"betti-matching"}
 
-@pytest.mark.parametrize("name", LOSSES.names())
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_TO_CHECK else n for n in LOSSES.names()]
+)
 def test_registered_loss_passes_all_checks(name: str) -> None:
     results = run_checks(name)
     assert [r.check for r in results] == list(CHECKS)

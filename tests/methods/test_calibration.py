@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,6 +42,7 @@ def test_temperature_scaling_lowers_nll_and_keeps_argmax() -> None:
     assert nll(calibrated, prepared.test) < nll(model, prepared.test)
 
 
+@pytest.mark.slow
 def test_ca_calibration_lowers_nll_and_keeps_argmax() -> None:
     model, prepared = overconfident()
     method = CACalibration()

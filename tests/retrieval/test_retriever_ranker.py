@@ -210,6 +210,7 @@ def run(method: object, seed: int = 0) -> tuple[DualEncoder, object]:
     return model, method
 
 
+@pytest.mark.slow
 def test_ance_trains_on_index_negatives_and_is_deterministic() -> None:
     model, method = run(ANCE(refresh_every=2))
     steps = 2 * math.ceil(len(prepared_docs().train) / 128)
@@ -238,6 +239,7 @@ def test_ance_batches_carry_retrieved_negatives() -> None:
             assert any(torch.equal(x[i, 2 + h], corpus[d]) for d in top5)
 
 
+@pytest.mark.slow
 def test_ar2_alternates_and_reports_reranked_metrics_and_cost() -> None:
     model, method = run(AR2(refresh_every=2, ranker_steps=1, negatives=5, top_k=8))
     method.finish(model, prepared_docs())
@@ -260,6 +262,7 @@ def test_ar2_leaves_the_global_rng_and_the_initial_retriever_as_they_were() -> N
     assert torch.equal(after, torch.rand(3))
 
 
+@pytest.mark.slow
 def test_warmup_epochs_train_the_base_loss_before_the_index_takes_over() -> None:
     """With a warm-up the first epoch is the plain base-loss step (the warm retriever of the references)."""
     steps_per_epoch = math.ceil(len(prepared_docs().train) / 128)

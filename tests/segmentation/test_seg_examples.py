@@ -15,6 +15,7 @@ from lossbench.sources import load_dataset
 from lossbench.store import ResultStore, read_examples
 from lossbench.suite import parse_suite
 from lossbench.tasks import TASK_TYPES
+from tests.browser import WIDTHS, render, require_browser
 from tests.conftest import TINY
 
 from .helpers import tiny_suite as seg_suite
@@ -92,9 +93,9 @@ def test_compare_plots_write_one_example_grid_per_dataset(seg_results: Path, tmp
     titles: list[list[str]] = []
     real_save = segmentation_plots.save
 
-    def spy(fig: object, stem: Path) -> list[Path]:
+    def spy(fig: object, stem: Path, formats: tuple[str, ...] = segmentation_plots.FORMATS) -> list[Path]:
         titles.append([ax.get_title() for ax in fig.axes if ax.get_title()])  # type: ignore[attr-defined]
-        return real_save(fig, stem)
+        return real_save(fig, stem, formats)
 
     monkeypatch.setattr(segmentation_plots, "save", spy)
     app = typer.Typer()
@@ -133,16 +134,18 @@ def test_html_report_embeds_the_example_grid(seg_results: Path, tmp_path: Path) 
         assert ref.startswith(("data:", "#")), ref
 
 
-def test_html_report_with_examples_renders_in_headless_chromium(seg_results: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.slow
+def test_html_report_with_examples_renders_in_headless_chromium(seg_results: Path, tmp_path: Path, width: int) -> None:
     from lossbench.cli.report_html import write_html_report
-    from tests.test_html import CHROMIUM, chromium_dom
 
-    if CHROMIUM is None:
-        pytest.skip("no chromium binary found (apt-get install -y chromium)")
+    require_browser()
     page = write_html_report(seg_results, tmp_path / "r.html", baseline="dice", on_missing="impute-worst")
-    images, _, dom = chromium_dom(page, tmp_path)
-    assert images == page.read_text().count("data:image/png;base64,") == 5  # 4 compare plots + 1 example grid
-    assert "Example predictions" in dom
+    seen = render(page, width)
+    assert seen.errors == []
+    assert seen.images == seen.images_loaded == page.read_text().count("data:image/png;base64,") == 6  # 5 + 1 grid
+    assert "Example predictions" in seen.headings and seen.tables >= 3
+    assert seen.viewport == width and not seen.overflows and seen.image_scale >= 0.5
 
 
 def test_classification_run_stores_no_examples(tmp_path: Path) -> None:

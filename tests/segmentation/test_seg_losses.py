@@ -108,6 +108,7 @@ def test_betti_matching_relative_default_and_absolute_option() -> None:
     assert not torch.allclose(rel(x, y), ab(x, y))
 
 
+@pytest.mark.slow
 def test_betti_matching_term_passes_the_conformance_checks() -> None:
     # check-loss calls with epoch=1, inside the default warm-up (Dice alone); this checks the Betti matching term
     from lossbench.conformance import run_checks

@@ -133,6 +133,7 @@ def test_sfda_class_ratio_is_norm_soft_size() -> None:
     assert float(sfda_objective(logits, prior, 0.9, lambda_ent=0.0)) == pytest.approx(kl, rel=1e-8)
 
 
+@pytest.mark.slow
 def test_sfda_objective_gradient_matches_finite_differences() -> None:
     from lossbench.methods.segmentation import sfda_objective
 

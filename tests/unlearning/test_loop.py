@@ -89,6 +89,7 @@ def test_divergence_stops_and_restores_the_last_finite_weights() -> None:
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), after_one.parameters(), strict=True))
 
 
+@pytest.mark.slow
 def test_gradient_ascent_keeps_falling_while_npo_stays_bounded() -> None:
     values = {}
     for name in ("ga", "npo"):
