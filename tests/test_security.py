@@ -12,7 +12,8 @@ from lossbench.cli.app import app
 PACKAGE = Path(__file__).resolve().parents[1] / "lossbench"
 #: Calls that run or unpickle code. Allowed: importing a plug-in the user named with --plugin, and the CIFAR
 #: reader's restricted unpickler, whose find_class resolves only the numpy array constructors (nothing callable
-#: beyond them can be reached from a CIFAR batch file).
+#: beyond them can be reached from a CIFAR batch file), and the unlearning cache's tensors read with torch's
+#: ``weights_only`` loader (tensors and plain containers only, no code).
 DANGEROUS = re.compile(r"(?<![.\w])(pickle|cloudpickle|dill|marshal|torch\.load|joblib\.load|eval|exec|yaml\.load|"
                        r"__import__|compile|runpy)\s*[.(]")  # not x.eval(): that is torch's nn.Module.eval
 ALLOWED = {
@@ -20,6 +21,7 @@ ALLOWED = {
     ("images.py", "class _CifarUnpickler(pickle.Unpickler):"),
     ("images.py", 'raise pickle.UnpicklingError(f"refusing {module}.{name} in a CIFAR batch")'),
     ("images.py", "except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:"),
+    ("cache.py", 'value = torch.load(path, map_location="cpu", weights_only=True)'),
 }
 
 
