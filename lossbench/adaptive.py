@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -143,6 +144,24 @@ def paired_values(trials: pd.DataFrame, grid: Grid, higher_is_better: bool) -> p
                              aggfunc="last")
 
 
+def judge(dataset: str, loss: str, d: np.ndarray, untried: Sequence[int], design: sequential.Design
+          ) -> CellDecision:
+    """One cell's verdict from its paired differences ``d`` (seed order) at the planned looks it has reached, and
+    the untried seeds it runs next; an open cell with no seed left to run is inconclusive."""
+    looks = tuple(k for k in design.plan() if k <= len(d))
+    if looks:
+        dec = sequential.decide(d[:looks[-1]], looks, design)
+        verdict, n, est, low, high = dec.verdict, dec.n, dec.estimate, dec.low, dec.high
+        need = design.next_look(looks[-1]) - len(d) if verdict == sequential.OPEN else 0
+    else:
+        verdict, n, est, low, high = sequential.OPEN, len(d), math.nan, -math.inf, math.inf
+        need = design.start - len(d)
+    nxt = tuple(untried[:need])
+    if verdict == sequential.OPEN and not nxt:  # failed trials used up the seeds: nothing left to run
+        verdict = sequential.INCONCLUSIVE
+    return CellDecision(dataset, loss, str(verdict), n, float(est), float(low), float(high), nxt)
+
+
 def decide_cells(trials: pd.DataFrame, grid: Grid, baseline: str, design: sequential.Design,
                  higher_is_better: bool) -> list[CellDecision]:
     """Every cell's verdict from the rows written so far, and the seeds each open cell runs next.
@@ -153,7 +172,6 @@ def decide_cells(trials: pd.DataFrame, grid: Grid, baseline: str, design: sequen
     """
     table = paired_values(trials, grid, higher_is_better)
     present = set(zip(trials["dataset"], trials["loss"], trials["seed"].astype(int), strict=True)) if len(trials) else set()
-    planned = design.plan()
     out = []
     for dataset in grid.datasets:
         for loss in grid.losses:
@@ -166,27 +184,12 @@ def decide_cells(trials: pd.DataFrame, grid: Grid, baseline: str, design: sequen
             ])
             untried = [s for s in grid.seeds
                        if (dataset, loss, s) not in present or (dataset, baseline, s) not in present]
-            d = d[np.isfinite(d)]
-            looks = tuple(k for k in planned if k <= len(d))
-            if looks:
-                dec = sequential.decide(d[:looks[-1]], looks, design)
-                verdict, n, est, low, high = dec.verdict, dec.n, dec.estimate, dec.low, dec.high
-                need = design.next_look(looks[-1]) - len(d) if verdict == sequential.OPEN else 0
-            else:
-                verdict, n, est, low, high = sequential.OPEN, len(d), math.nan, -math.inf, math.inf
-                need = design.start - len(d)
-            nxt = tuple(untried[:need])
-            if verdict == sequential.OPEN and not nxt:  # failed trials used up the seeds: nothing left to run
-                verdict = sequential.INCONCLUSIVE
-            out.append(CellDecision(dataset, loss, str(verdict), n, float(est), float(low), float(high), nxt))
+            out.append(judge(dataset, loss, d[np.isfinite(d)], untried, design))
     return out
 
 
 def summary(decisions: Sequence[CellDecision]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for c in decisions:
-        counts[c.verdict] = counts.get(c.verdict, 0) + 1
-    return counts
+    return dict(Counter(c.verdict for c in decisions))
 
 
 def record(store: ResultStore, design: sequential.Design, baseline: str, decisions: Sequence[CellDecision],
@@ -307,19 +310,8 @@ def gate_decisions(diffs: Mapping[tuple[str, str], list[tuple[int, float]]],
         design = sequential.Design(start=start, max_seeds=max_seeds, margin=margins[key], alpha=alpha,
                                    cells=len(margins), question="non-inferiority")
         d = np.array([v for _, v in diffs.get(key, [])])
-        looks = tuple(k for k in design.plan() if k <= len(d))
-        if looks:
-            dec = sequential.decide(d[:looks[-1]], looks, design)
-            verdict, n, est, low, high = dec.verdict, dec.n, dec.estimate, dec.low, dec.high
-            need = design.next_look(looks[-1]) - len(d) if verdict == sequential.OPEN else 0
-        else:
-            verdict, n, est, low, high = sequential.OPEN, len(d), math.nan, -math.inf, math.inf
-            need = design.start - len(d)
         untried = [s for s in base_seeds.get(key, []) if (key[0], key[1], s) not in tried]
-        nxt = tuple(untried[:need])
-        if verdict == sequential.OPEN and not nxt:
-            verdict = sequential.INCONCLUSIVE
-        out.append(CellDecision(key[0], key[1], str(verdict), n, float(est), float(low), float(high), nxt))
+        out.append(judge(key[0], key[1], d, untried, design))
     return out
 
 
