@@ -50,6 +50,18 @@ patience = 0
 """
 
 
+#: At most this many pytest-xdist workers for ``-n auto`` (the default, see pyproject.toml): each imports torch,
+#: and past a few the subprocess tests only wait longer for a core.
+MAX_AUTO_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_AUTO_WORKERS))
+
+
 @pytest.fixture
 def tiny_suite() -> Suite:
     return parse_suite(dict(TINY), "tiny.toml")

@@ -123,11 +123,21 @@ def test_help_explains_every_verb() -> None:
 
 
 @pytest.mark.slow
-def test_check_loss_all_passes_and_a_broken_loss_fails() -> None:
+def test_check_loss_all_checks_every_loss_at_its_defaults_and_its_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Five losses stand for the registry here: every loss's defaults and grid are checked one by one in
+    # tests/losses/test_conformance.py, which this command runs in one call.
+    from lossbench.conformance import CHECKS, parameter_grid
+    from lossbench.losses import LOSSES
+
+    chosen = ["aldr-kl", "anyloss-f1", "ce", "focal", "z-loss"]
+    monkeypatch.setattr(LOSSES, "names", lambda: chosen)
     result = invoke("check-loss", "--all", "--format", "json")
     assert result.exit_code == 0, result.output
     checks = json.loads(result.output)
-    assert {c["loss"] for c in checks} >= {"ce", "focal", "anyloss-f1", "z-loss", "aldr-kl"}
+    expected = {(name, json.dumps(params, sort_keys=True)) for name in chosen
+                for params in [{}, *parameter_grid(name)]}
+    assert {(c["loss"], json.dumps(c["params"], sort_keys=True)) for c in checks} == expected
+    assert len(checks) == len(expected) * len(CHECKS)
     assert all(c["passed"] is not False for c in checks)
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lossbench.conformance import CHECKS, run_check, run_checks
+from lossbench.conformance import CHECKS, run_check, run_checks, run_grid
 from lossbench.errors import SpecError
 from lossbench.losses import LOSSES
 from lossbench.losses.base import LossBase, LossInfo, Param
@@ -27,6 +27,15 @@ def test_registered_loss_passes_all_checks(name: str) -> None:
     results = run_checks(name)
     assert [r.check for r in results] == list(CHECKS)
     failures = [f"{r.check}: {r.detail}" for r in results if not r.passed]
+    assert not failures, failures
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LOSSES.names())
+def test_registered_loss_passes_its_parameter_grid(name: str) -> None:
+    """What `check-loss --all` adds to the defaults: every configuration of the seeded parameter grid."""
+    results = run_grid(name)
+    failures = [f"{r.spec} / {r.check}: {r.detail}" for r in results if not r.passed]
     assert not failures, failures
 
 
