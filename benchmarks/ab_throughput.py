@@ -40,7 +40,10 @@ def main() -> None:
     ap.add_argument("--checkout", action="append", required=True, help="LABEL=PATH of a lossbench checkout")
     ap.add_argument("--datasets", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="comma-separated subset of: " + ", ".join(VARIANTS))
     args = ap.parse_args()
+    variants = {v.strip(): VARIANTS[v.strip()] for v in args.variants.split(",") if v.strip()}
     checkouts = dict(c.split("=", 1) for c in args.checkout)
     os.environ["OPENML_CACHE_DIR"] = args.openml_cache
     import throughput
@@ -56,7 +59,7 @@ def main() -> None:
     print(f"grid: {chosen}; checkouts {checkouts}; load {os.getloadavg()}", flush=True)
     walls: dict[tuple[str, str], list[float]] = {}
     for rep in range(args.repeats):
-        for variant, extra in VARIANTS.items():
+        for variant, extra in variants.items():
             order = list(checkouts.items())
             for label, path in order if rep % 2 == 0 else order[::-1]:
                 cmd = [sys.executable, "benchmarks/throughput.py", "--child", "--suite", str(suite), "--openml-cache",
@@ -74,7 +77,7 @@ def main() -> None:
     print(f"\n| variant | {' | '.join(checkouts)} (best of {args.repeats}, s) | " +
           " | ".join(f"{c} / {first}" for c in list(checkouts)[1:]) + " |")
     print("|---|" + "---|" * (2 * len(checkouts) - 1))
-    for variant in VARIANTS:
+    for variant in variants:
         best = {c: min(walls[(c, variant)]) for c in checkouts}
         print(f"| {variant} | " + " | ".join(f"{best[c]:.1f}" for c in checkouts) + " | " +
               " | ".join(f"{best[c] / best[first]:.2f}" for c in list(checkouts)[1:]) + " |")

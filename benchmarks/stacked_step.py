@@ -6,14 +6,17 @@ The throughput grid's model (MLP F → 128 → 128 → 2, batch 256) with ``--me
 5 seeds = 15), one thread. Variants, alternating, each timed in CPU seconds (``time.process_time``: the machine is
 shared, and wall time would count the waiting):
 
-- ``baddbmm``: what ``vectorized.StackedMLP`` does (transposed ``(S, in, out)`` weights), fused Adam;
+- ``StackedLinear``: what ``vectorized.StackedMLP`` does: ``(S, in, out)`` weights, but ``(S, out, in)`` for the
+  layer that narrows (128 → 2), each product of forward and backward in its fast layout; fused Adam;
+- ``baddbmm``: every layer ``(S, in, out)`` through autograd's ``baddbmm`` (what 0.2.0 did), fused Adam;
 - ``einsum``: ``torch.einsum("sbi,sio->sbo")`` + bias instead of ``baddbmm``;
 - ``foreach`` / ``default`` Adam instead of ``fused``;
 - ``compiled`` (with ``--compile``): ``torch.compile`` of the forward + loss.
 
 The order of the variants is reversed every other repeat; medians are printed.
 
-``--profile`` prints torch.profiler's table of the baddbmm step (self CPU time by operator).
+``--profile`` prints torch.profiler's table of the StackedLinear step (self CPU time by operator).
+``--features`` sets the input width (the grid's datasets have 6 to 100 after one-hot encoding).
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ import torch.nn.functional as F
 FEATURES, HIDDEN, CLASSES, BATCH, ROWS = 30, 128, 2, 256, 4096
 
 
-def make(members: int, adam: str) -> tuple[list[torch.Tensor], torch.optim.Optimizer]:
+def make(members: int, adam: str, out_major: bool = False) -> tuple[list[torch.Tensor], torch.optim.Optimizer]:
+    """Stacked weights ``(S, in, out)``; with ``out_major``, ``(S, out, in)`` for a layer that narrows."""
     torch.manual_seed(0)
     widths = [FEATURES, HIDDEN, HIDDEN, CLASSES]
     params = []
     for a, b in itertools.pairwise(widths):
-        params += [torch.randn(members, a, b).mul_(a**-0.5).requires_grad_(), torch.zeros(members, b, requires_grad=True)]
+        shape = (members, b, a) if out_major and b < a else (members, a, b)
+        params += [torch.randn(*shape).mul_(a**-0.5).requires_grad_(), torch.zeros(members, b, requires_grad=True)]
     options = {} if adam == "default" else {adam: True}
     return params, torch.optim.Adam(params, lr=1e-3, **options)
 
@@ -45,6 +50,19 @@ def forward_bmm(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     h = x
     for i in range(0, len(params), 2):
         h = torch.baddbmm(params[i + 1].unsqueeze(1), h, params[i])
+        if i + 2 < len(params):
+            h = torch.relu(h)
+    return h
+
+
+def forward_layout(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    from lossbench.vectorized import StackedLinear
+
+    h = x
+    for i in range(0, len(params), 2):
+        w = params[i]
+        out_major = w.shape[2] == h.shape[-1] and w.shape[1] != w.shape[2]
+        h = StackedLinear.apply(h, w, params[i + 1], out_major)
         if i + 2 < len(params):
             h = torch.relu(h)
     return h
@@ -65,7 +83,7 @@ def objective(forward: Callable, params: list[torch.Tensor], x: torch.Tensor, y:
 
 
 def cpu_ms_per_step(members: int, steps: int, forward: Callable, adam: str, compiled: bool = False) -> float:
-    params, opt = make(members, adam)
+    params, opt = make(members, adam, out_major=forward is forward_layout)
     X, y = torch.randn(members, ROWS, FEATURES), torch.randint(0, CLASSES, (members, ROWS))
     fn = torch.compile(objective, dynamic=False) if compiled else objective
     for i in range(steps + 20):
@@ -87,11 +105,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--features", type=int, default=FEATURES)
     args = ap.parse_args()
+    globals()["FEATURES"] = args.features
     torch.set_num_threads(1)
     print(f"members {args.members}, MLP {FEATURES}-{HIDDEN}-{HIDDEN}-{CLASSES}, batch {BATCH}, 1 thread, "
           f"torch {torch.__version__}, load {os.getloadavg()}")
     variants: dict[str, Callable[[], float]] = {
+        "StackedLinear + fused Adam": lambda: cpu_ms_per_step(args.members, args.steps, forward_layout, "fused"),
         "baddbmm + fused Adam": lambda: cpu_ms_per_step(args.members, args.steps, forward_bmm, "fused"),
         "einsum + fused Adam": lambda: cpu_ms_per_step(args.members, args.steps, forward_einsum, "fused"),
         "baddbmm + foreach Adam": lambda: cpu_ms_per_step(args.members, args.steps, forward_bmm, "foreach"),
@@ -106,7 +127,7 @@ def main() -> None:
         for name, fn in order if rep % 2 == 0 else order[::-1]:  # the first of a round runs colder
             times[name].append(fn())
     base = statistics.median(times["baddbmm + fused Adam"])
-    print("| variant | CPU ms/step (median) | per member | vs baddbmm + fused |")
+    print("| variant | CPU ms/step (median) | per member | vs baddbmm + fused (0.2.0) |")
     print("|---|---|---|---|")
     for name, v in times.items():
         m = statistics.median(v)
@@ -115,7 +136,7 @@ def main() -> None:
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            cpu_ms_per_step(args.members, 100, forward_bmm, "fused")
+            cpu_ms_per_step(args.members, 100, forward_layout, "fused")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     print(f"load at end {os.getloadavg()}")
 

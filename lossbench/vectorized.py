@@ -76,11 +76,46 @@ def unsupported_reason(models: Sequence[nn.Module], prepared: Sequence[Prepared]
     return None
 
 
-class StackedMLP(nn.Module):
-    """S MLPs of one architecture as stacked, transposed weights ``(S, in, out)``; inputs are ``(S, batch, features)``.
+class StackedLinear(torch.autograd.Function):
+    """``bias + x @ W`` for every member at once, each of its three batched products in the layout that is fast.
 
-    Transposed so that ``baddbmm`` takes them as they are and their gradient comes out contiguous
-    (with ``(S, out, in)`` weights, backward spent much of its time copying transposed gradients).
+    ``weight`` is ``(S, in, out)``, or ``(S, out, in)`` when ``out_major`` (as ``nn.Linear`` keeps it). A layer
+    that narrows (the logits: 128 → 2) is stored out-major: MKL's batched product with a two-column right-hand
+    side, and the weight gradient ``xᵀg`` with two columns, take 3–5 times as long as the same products with
+    the narrow side on the left (docs/performance.md, "The stacked step"). Autograd's own ``baddbmm`` backward
+    would compute the weight gradient in the slow layout whatever the storage, hence this function.
+    """
+
+    @staticmethod
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, out_major: bool) -> torch.Tensor:
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2) if out_major else weight)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        x, weight, _, out_major = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.out_major = out_major
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.bmm(grad, weight if ctx.out_major else weight.transpose(1, 2))
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.bmm(grad.transpose(1, 2), x) if ctx.out_major else torch.bmm(x.transpose(1, 2), grad)
+        if ctx.needs_input_grad[2]:
+            grad_b = grad.sum(1)
+        return grad_x, grad_w, grad_b, None
+
+
+class StackedMLP(nn.Module):
+    """S MLPs of one architecture as stacked weights; inputs are ``(S, batch, features)``.
+
+    A layer's weights are ``(S, in, out)``, or ``(S, out, in)`` for a layer that narrows (``out_major``, see
+    :class:`StackedLinear`): in either layout every batched product takes them as they are and their gradient
+    comes out contiguous (with the wrong one, backward spent much of its time copying transposed gradients).
 
     Seeds whose preprocessing gave fewer features are zero-padded: a zero input column gives its
     weight row a zero gradient, so Adam/SGD never move it and the padded model computes the same function.
@@ -96,21 +131,29 @@ class StackedMLP(nn.Module):
         self.n_features = [ls[0].in_features for ls in linears]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
+        self.out_major: list[bool] = []
         for i in range(len(linears[0])):
             ws = []
+            out_major = linears[0][i].out_features < linears[0][i].in_features
             for ls in linears:
-                w = ls[i].weight.detach()
+                w = ls[i].weight.detach()  # (out, in)
                 if i == 0 and w.shape[1] < self.n_in:
                     w = F.pad(w, (0, self.n_in - w.shape[1]))
-                ws.append(w.t())
+                ws.append(w if out_major else w.t())
+            self.out_major.append(out_major)
             self.weights.append(nn.Parameter(torch.stack(ws).clone()))
             self.biases.append(nn.Parameter(torch.stack([ls[i].bias.detach() for ls in linears]).clone()))
+
+    def weight_in_out(self, i: int, s: int) -> torch.Tensor:
+        """Layer ``i``'s weight of member ``s`` as ``(in, out)`` (a view)."""
+        w = self.weights[i][s]
+        return w.t() if self.out_major[i] else w
 
     def forward(self, x: torch.Tensor, generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
         h = x
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.baddbmm(b.unsqueeze(1), h, w)
+            h = StackedLinear.apply(h, w, b, self.out_major[i])
             if i == last:
                 break
             h = self.activation(h)
@@ -136,7 +179,7 @@ class StackedMLP(nn.Module):
         linears = [layer for layer in model if isinstance(layer, nn.Linear)]
         with torch.no_grad():
             for i, layer in enumerate(linears):
-                w = state[i].t()
+                w = state[i] if self.out_major[i] else state[i].t()  # (out, in)
                 layer.weight.copy_(w[:, : self.n_features[s]] if i == 0 else w)
                 layer.bias.copy_(state[n + i])
 
@@ -158,10 +201,10 @@ class SeedView(nn.Module):
         if x.shape[1] < st.n_in:
             h = F.pad(x, (0, st.n_in - x.shape[1]))
         last = len(st.weights) - 1
-        for i, (w, b) in enumerate(zip(st.weights, st.biases, strict=True)):
-            h = torch.addmm(b[s], h, w[s])  # what F.linear computes for nn.Linear: bias + x @ weight.T
+        for i, b in enumerate(st.biases):
+            h = torch.addmm(b[s], h, st.weight_in_out(i, s))  # what F.linear computes: bias + x @ weight.T
             if i < last:
-                h = torch.relu(h)
+                h = st.activation(h)
         return h
 
 

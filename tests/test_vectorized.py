@@ -239,3 +239,36 @@ def test_run_stacks_by_default_and_no_vectorize_trains_each_trial_alone(tmp_path
     assert list(trials["trial_id"]) == list(default["trial_id"])  # the mode is not in the key
     help_text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
     assert "--no-vectorize" in help_text and "--vectorize-seeds" not in help_text
+
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_stacked_layers_give_each_members_outputs_and_gradients(activation: str) -> None:
+    """Both weight layouts (widening layers in-major, narrowing ones out-major) give every member what its own
+    MLP gives, forward and backward, and each member's view validates with the model's activation."""
+    import torch
+
+    from lossbench.models.mlp import MLP
+    from lossbench.vectorized import SeedView, StackedMLP
+
+    torch.manual_seed(0)
+    models = [MLP(5, 3, hidden=[16, 4], activation=activation).double() for _ in range(3)]
+    stacked = StackedMLP(models)
+    assert stacked.out_major == [False, True, True]  # 5 → 16 widens; 16 → 4 and 4 → 3 narrow
+    x = torch.randn(3, 7, 5, dtype=torch.float64)
+    target = torch.randn(3, 7, 3, dtype=torch.float64)
+    ((stacked(x) - target) ** 2).sum().backward()
+    for s, model in enumerate(models):
+        out = model(x[s])
+        torch.testing.assert_close(stacked(x)[s], out, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(SeedView(stacked, s)(x[s]), out, rtol=1e-12, atol=1e-12)
+        ((out - target[s]) ** 2).sum().backward()
+        linears = [layer for layer in model if isinstance(layer, torch.nn.Linear)]
+        for i, layer in enumerate(linears):
+            grad = stacked.weights[i].grad[s]
+            torch.testing.assert_close(grad if stacked.out_major[i] else grad.t(), layer.weight.grad,
+                                       rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(stacked.biases[i].grad[s], layer.bias.grad, rtol=1e-12, atol=1e-12)
+        exported = MLP(5, 3, hidden=[16, 4], activation=activation).double()
+        stacked.export(s, stacked.seed_state(s), exported)
+        torch.testing.assert_close(exported(x[s]), out, rtol=0, atol=0)
