@@ -36,6 +36,10 @@ MIN_CI_N = 3
 #: Up to this many paired seeds the signed-rank test enumerates all 2^n sign patterns (exact, ties and
 #: zeros included); scipy makes the same choice for its permutation test.
 EXACT_WILCOXON_N = 13
+
+#: Friedman's test is exact (every arrangement of each dataset's ranks enumerated) up to this many arrangements:
+#: 3 losses on up to 7 datasets, 4 on 4, 5 on 3, 6 on 2. Beyond, χ² and Iman–Davenport's F approximations hold.
+EXACT_FRIEDMAN_ARRANGEMENTS = 200_000
 DEFAULT_RESAMPLES = 2000
 #: Equivalence margin for metrics bounded in [0, 1] (absolute) and otherwise (relative).
 BOUNDED_MARGIN = 0.01
@@ -401,7 +405,13 @@ def holm(pvalues: np.ndarray | pd.Series | list[float]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FriedmanResult:
-    """Friedman's χ² and the Iman–Davenport F correction (less conservative) over a block design."""
+    """Friedman's χ² and the Iman–Davenport F correction (less conservative) over a block design.
+
+    ``p_exact``: the permutation p-value of the same statistic (each dataset's ranks equally likely in any order),
+    for designs small enough to enumerate (:data:`EXACT_FRIEDMAN_ARRANGEMENTS`), where the two approximations are
+    least trustworthy; None otherwise. F is infinite, and its p undefined (NaN), when every dataset ranks the losses
+    alike.
+    """
 
     n_datasets: int
     n_losses: int
@@ -409,6 +419,7 @@ class FriedmanResult:
     p_chi2: float
     iman_davenport_f: float
     p_iman_davenport: float
+    p_exact: float | None = None
 
 
 def friedman(table: pd.DataFrame) -> FriedmanResult | None:
@@ -422,12 +433,42 @@ def friedman(table: pd.DataFrame) -> FriedmanResult | None:
     denom = n * (k - 1) - chi2
     if not np.isfinite(chi2):  # every dataset constant across losses
         return FriedmanResult(n, k, float("nan"), float("nan"), float("nan"), float("nan"))
-    if denom <= 0:  # perfect agreement of ranks on every dataset
-        f, pf = float("inf"), 0.0
+    if denom <= 1e-9 * n * (k - 1):  # the ranks agree on every dataset: F's denominator vanishes
+        f, pf = float("inf"), float("nan")
     else:
         f = (n - 1) * chi2 / denom
         pf = float(stats.f.sf(f, k - 1, (k - 1) * (n - 1)))
-    return FriedmanResult(n, k, chi2, float(p), float(f), pf)
+    return FriedmanResult(n, k, chi2, float(p), float(f), pf, friedman_exact_p(complete))
+
+
+def friedman_exact_p(table: pd.DataFrame) -> float | None:
+    """P(Σⱼ Rⱼ² ≥ observed) when each row's ranks (ties kept as observed) are equally likely in any order.
+
+    Σⱼ Rⱼ² (Rⱼ: column j's rank sum) orders the arrangements as Friedman's χ² does, with or without ties.
+    The first row is held fixed (a joint permutation of the columns leaves the statistic unchanged) and the rank-sum
+    vectors of the others are counted row by row. None above :data:`EXACT_FRIEDMAN_ARRANGEMENTS` arrangements.
+    """
+    import itertools
+    import math
+    from collections import Counter
+
+    doubled = (2 * table.rank(axis=1).to_numpy()).round().astype(int)  # average ranks ×2: integers
+    arrangements = 1
+    for row in doubled[1:]:  # distinct orders of a row: k! / Π (size of each tie)!
+        arrangements *= math.factorial(len(row)) // math.prod(math.factorial(c) for c in Counter(row.tolist()).values())
+        if arrangements > EXACT_FRIEDMAN_ARRANGEMENTS:
+            return None
+    rows = [sorted(set(itertools.permutations(row.tolist()))) for row in doubled]
+    sums: Counter[tuple[int, ...]] = Counter({tuple(doubled[0].tolist()): 1})
+    for perms in rows[1:]:
+        grown: Counter[tuple[int, ...]] = Counter()
+        for total, count in sums.items():
+            for perm in perms:
+                grown[tuple(a + b for a, b in zip(total, perm, strict=True))] += count
+        sums = grown
+    observed = int((doubled.sum(axis=0) ** 2).sum())
+    extreme = sum(count for total, count in sums.items() if sum(x * x for x in total) >= observed)
+    return extreme / arrangements
 
 
 def equivalence_margin(bounded: bool, reference: float = float("nan")) -> float:

@@ -107,7 +107,42 @@ def test_friedman_ranks_and_iman_davenport_hand_case():
     # χ²_F = 12N/(k(k+1)) Σ R_j² − 3N(k+1) = 12·3/12 · 14 − 36 = 6 = N(k−1): perfect agreement
     assert res.chi2 == pytest.approx(6.0)
     assert res.p_chi2 == pytest.approx(sps.friedmanchisquare(*(table[c] for c in table)).pvalue)
-    assert res.iman_davenport_f == float("inf") and res.p_iman_davenport == 0.0
+    # F's denominator N(k−1) − χ² vanishes: no p from it (0.2.0 printed p = 0, a certainty three datasets cannot
+    # give); the exact p is the chance that the two other datasets both repeat the first one's order, 1/6²
+    assert res.iman_davenport_f == float("inf") and np.isnan(res.p_iman_davenport)
+    assert res.p_exact == pytest.approx(1 / 36)
+    assert stats.friedman(table.iloc[:2]).p_exact == pytest.approx(1 / 6)
+
+
+def test_exact_friedman_p_counts_every_arrangement_as_scipys_statistic_orders_them():
+    """Brute force over every arrangement of each dataset's ranks (ties included), ordered by scipy's χ²."""
+    import itertools
+
+    table = pd.DataFrame({"a": [0.9, 0.5, 0.7], "b": [0.8, 0.5, 0.6], "c": [0.7, 0.4, 0.8], "d": [0.6, 0.3, 0.5]})
+    ranks = table.rank(axis=1).to_numpy()
+    observed = sps.friedmanchisquare(*ranks.T).statistic
+    perms = [sorted(set(itertools.permutations(row))) for row in ranks[1:]]
+    values = [sps.friedmanchisquare(*np.array([ranks[0], *rows]).T).statistic for rows in itertools.product(*perms)]
+    expected = np.mean(np.array(values) >= observed - 1e-9)
+    res = stats.friedman(table)
+    assert res.p_exact == pytest.approx(expected) and 0 < res.p_exact < 1
+    assert len(values) == 12 * 24  # the tie in the second row halves its arrangements
+
+
+def test_friedman_is_asymptotic_only_beyond_the_enumeration_bound():
+    rng = np.random.default_rng(5)
+    big = pd.DataFrame(rng.normal(size=(8, 3)), columns=list("abc"))  # 6^7 arrangements
+    assert stats.friedman(big).p_exact is None
+    assert stats.friedman(big.iloc[:7]).p_exact is not None  # 6^6
+
+
+def test_compare_prints_the_exact_p_and_says_why_f_is_undefined():
+    from lossbench.report.tables import omnibus_text
+
+    table = pd.DataFrame({"a": [0.9, 0.8], "b": [0.8, 0.7], "c": [0.7, 0.6]})
+    text = omnibus_text(stats.friedman(table), " = ")
+    assert "exact p = 0.167" in text and "F undefined: every dataset ranks the losses alike" in text
+    assert "inf" not in text.lower() and "∞" not in text
 
 
 def test_friedman_iman_davenport_formula_against_scipy():

@@ -105,11 +105,7 @@ def render_html(
         parts += ["<h2>Comparable sets</h2>", _table(result.sets)]
     f = result.friedman
     if f is not None:
-        parts.append(
-            f'<p class="note">Friedman χ² = {f.chi2:.2f}, p = {tables._pvalue(f.p_chi2)}; '
-            f"Iman–Davenport F = {tables.fmt(f.iman_davenport_f, 2)}, "
-            f"p = {tables._pvalue(f.p_iman_davenport)}.</p>"
-        )
+        parts.append(f'<p class="note">{html.escape(tables.omnibus_text(f, " = "))}.</p>')
     for name, paths in (plots or {}).items():
         if not is_examples(name):
             parts.append(_figure(name, paths, inline_svg))

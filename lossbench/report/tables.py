@@ -192,15 +192,21 @@ P_BETTER_CAPTION = (
 )
 
 
+def omnibus_text(f: stats.FriedmanResult, eq: str = "=") -> str:
+    """Friedman's χ² (with its exact p on small designs) and Iman–Davenport's F, ``eq`` between name and value."""
+    text = f"Friedman χ²{eq}{fmt(f.chi2, 2)} p{eq}{_pvalue(f.p_chi2)}"
+    if f.p_exact is not None:
+        text += f" (exact p{eq}{_pvalue(f.p_exact)})"
+    if math.isinf(f.iman_davenport_f):  # its denominator vanishes: no F distribution to read a p from
+        return text + "; Iman–Davenport F undefined: every dataset ranks the losses alike"
+    return text + f"; Iman–Davenport F{eq}{fmt(f.iman_davenport_f, 2)} p{eq}{_pvalue(f.p_iman_davenport)}"
+
+
 def omnibus_line(result: CompareResult) -> str:
     f = result.friedman
     if f is None:
         return "Friedman: needs ≥ 3 losses and ≥ 2 datasets"
-    return (
-        f"Friedman χ²={fmt(f.chi2, 2)} p={_pvalue(f.p_chi2)}; "
-        f"Iman–Davenport F={fmt(f.iman_davenport_f, 2)} "
-        f"p={_pvalue(f.p_iman_davenport)} (N={f.n_datasets}, k={f.n_losses})"
-    )
+    return f"{omnibus_text(f)} (N={f.n_datasets}, k={f.n_losses})"
 
 
 def compare_tables(result: CompareResult) -> list[Table]:
@@ -250,8 +256,7 @@ def compare_to_markdown(result: CompareResult) -> str:
         f = result.friedman
         parts += [
             "",
-            f"Friedman χ² = {fmt(f.chi2, 2)}, p = {_pvalue(f.p_chi2)}; Iman–Davenport F = "
-            f"{fmt(f.iman_davenport_f, 2)}, p = {_pvalue(f.p_iman_davenport)}.",
+            f"{omnibus_text(f, ' = ')}.",
         ]
     parts += [f"> {n}" for n in result.notes]
     return "\n".join(parts) + "\n"
