@@ -9,6 +9,7 @@ same command after a kill continues where the rows end: the rows are the state, 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -215,6 +216,40 @@ def record(store: ResultStore, design: sequential.Design, baseline: str, decisio
 
 def design_record(design: sequential.Design) -> dict[str, object]:
     return {**asdict(design), "looks": list(design.plan()), "cell_alpha": design.cell_alpha}
+
+
+#: What a rerun may not change once a look has been judged: each changes a boundary or what a look compares.
+DESIGN_FIELDS = ("start", "max_seeds", "margin", "alpha", "cells", "question", "spending", "looks")
+
+
+def check_same_design(store: ResultStore, design: sequential.Design, baseline: str) -> None:
+    """Refuse to continue an adaptive run under another design than the one its looks were judged under.
+
+    The sequential error guarantee holds for a design fixed before the first look; a rerun that changes
+    ``--max-seeds``, ``--looks``, ``--margin``, ``--alpha``, the baseline or the losses (the cells share α)
+    after looks were taken would judge the same seeds against boundaries it chose having seen them.
+    A folder whose recorded rounds ran no trial yet may still change its design.
+    """
+    if not store.root.is_dir():
+        return
+    judged = [h for h in store.read_manifest().get("decisions", []) if h.get("trials")]
+    if not judged:
+        return
+    before = judged[-1]
+    recorded = before.get("design", {})
+    now = json.loads(json.dumps(design_record(design)))  # as the manifest holds it (lists, not tuples)
+    changed = [f"{k} {recorded.get(k)} → {now[k]}" for k in DESIGN_FIELDS if recorded.get(k) != now[k]]
+    if before.get("baseline") != baseline:
+        changed.append(f"baseline {before.get('baseline')} → {baseline}")
+    if changed:
+        looks = ",".join(str(k) for k in recorded.get("looks", []))
+        raise UserError(
+            f"{str(store.root)!r} holds an adaptive run whose looks were judged under another design "
+            f"({'; '.join(changed)}). Its error guarantee holds only for the design fixed before the first look.",
+            f"Continue it with the recorded design (--baseline {before.get('baseline')} "
+            f"--max-seeds {recorded.get('max_seeds')} --looks {looks} --margin {recorded.get('margin')} "
+            f"--alpha {recorded.get('alpha')}, the same losses), or write the new design to another --out folder.",
+        )
 
 
 def until_conclusive(

@@ -220,3 +220,26 @@ def test_adaptive_options_without_until_conclusive_are_refused(tmp_path: Path, t
     result = invoke("run", "--suite", str(tiny_suite_file), "--out", str(tmp_path / "out"), "--baseline", "ce")
     assert result.exit_code == 2 and "only apply to an adaptive run" in " ".join(result.output.split())
     assert not (tmp_path / "out").exists()
+
+
+def test_a_rerun_may_not_change_the_design_its_looks_were_judged_under(tmp_path: Path, tiny_suite_file: Path) -> None:
+    out = tmp_path / "r"
+    first = invoke(*run_args(tiny_suite_file, out, "--baseline", "ce", "-q"))
+    assert first.exit_code == 0, first.output
+    trials, manifest = ResultStore(out).read_trials(), (out / "manifest.json").read_text()
+
+    changed = runner.invoke(app, ["run", "--suite", str(tiny_suite_file), "--out", str(out), "--seeds", "2", "-l",
+                                  "ce", "-l", "focal", "--until-conclusive", "--max-seeds", "6", "--looks", "2,4,6",
+                                  "--margin", "0.001", "--baseline", "ce"])
+    text = " ".join(changed.output.split())
+    assert changed.exit_code == 2, changed.output
+    assert "max_seeds 4 → 6" in text and "looks [2, 3, 4] → [2, 4, 6]" in text
+    assert "--max-seeds 4 --looks 2,3,4 --margin 0.001" in text  # the fix names the recorded design
+    # refused before anything ran or was written
+    assert len(ResultStore(out).read_trials()) == len(trials) and (out / "manifest.json").read_text() == manifest
+
+    other_margin = runner.invoke(app, run_args(tiny_suite_file, out, "--baseline", "ce", "--margin", "0.05"))
+    assert other_margin.exit_code == 2 and "margin 0.001 → 0.05" in " ".join(other_margin.output.split())
+
+    same = invoke(*run_args(tiny_suite_file, out, "--baseline", "ce", "-q"))
+    assert same.exit_code == 0, same.output

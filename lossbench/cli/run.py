@@ -348,9 +348,10 @@ def run_adaptive(store: Any, suite: Any, adaptive: Any, seed_values: Sequence[in
                  spec_options: dict[str, Any], options: dict[str, Any], backend_config: Any,
                  vectorize_seeds: bool, progress_every: float) -> int:
     """Rounds of --until-conclusive: each one an ordinary run of the open cells' next seeds."""
-    from lossbench.adaptive import Grid, seed_sequence, until_conclusive
+    from lossbench.adaptive import Grid, check_same_design, seed_sequence, until_conclusive
 
     baseline, higher, design = adaptive
+    check_same_design(store, design, baseline)
     start = list(seed_values if seed_values is not None else suite.seeds)
     with data_notes(console, quiet):
         grid = Grid(suite, seeds=seed_sequence(start, design.max_seeds), **spec_options)
