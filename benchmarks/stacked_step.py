@@ -1,6 +1,6 @@
 """One step of the loss × seed stacked model, and the variants tried for it: where the time goes, and what wins.
 
-Run: ``python benchmarks/stacked_step.py [--members 15] [--steps 300] [--compile] [--profile]``
+Run: ``python benchmarks/stacked_step.py [--members 15] [--steps 300] [--compile] [--profile] [--pairs 20]``
 
 The throughput grid's model (MLP F → 128 → 128 → 2, batch 256) with ``--members`` models stacked (3 losses ×
 5 seeds = 15), one thread. Variants, alternating, each timed in CPU seconds (``time.process_time``: the machine is
@@ -98,6 +98,22 @@ def cpu_ms_per_step(members: int, steps: int, forward: Callable, adam: str, comp
     return 1e3 * (time.process_time() - t0) / steps
 
 
+def paired(members: int, steps: int, pairs: int) -> None:
+    """StackedLinear against 0.2.0's baddbmm step, alternating (order swapped every pair): on a shared machine
+    the CPU time of one and the same step drifts by ±25 % between runs, so only many pairs say anything."""
+    torch.set_num_threads(1)
+    layout, bmm = [], []
+    for i in range(pairs):
+        both = [(forward_layout, layout), (forward_bmm, bmm)]
+        for forward, out in both if i % 2 == 0 else both[::-1]:
+            out.append(cpu_ms_per_step(members, steps, forward, "fused"))
+    ratios = sorted(b / a for a, b in zip(layout, bmm, strict=True))
+    print(f"StackedLinear ms/step: {' '.join(f'{x:.2f}' for x in layout)}")
+    print(f"baddbmm ms/step:       {' '.join(f'{x:.2f}' for x in bmm)}")
+    print(f"medians {statistics.median(layout):.2f} vs {statistics.median(bmm):.2f}; per-pair speed-up, sorted: "
+          f"{' '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.3f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", type=int, default=15)
@@ -106,8 +122,13 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--features", type=int, default=FEATURES)
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="instead: this many alternating (StackedLinear, baddbmm) pairs, each pair's ratio printed")
     args = ap.parse_args()
     globals()["FEATURES"] = args.features
+    if args.pairs:
+        paired(args.members, args.steps, args.pairs)
+        return
     torch.set_num_threads(1)
     print(f"members {args.members}, MLP {FEATURES}-{HIDDEN}-{HIDDEN}-{CLASSES}, batch {BATCH}, 1 thread, "
           f"torch {torch.__version__}, load {os.getloadavg()}")
