@@ -249,7 +249,7 @@ def dispatch(
     """Run trials in parallel workers and yield the results of each unit as soon as it finishes.
 
     When a loky worker dies mid-trial (killed, segfault, out of memory), the pool breaks:
-    the trials that were in flight are retried once, each alone in a fresh worker, and
+    the trials that were in flight are retried once, one at a time in a fresh worker (``run_isolated``), and
     recorded as ``crashed`` if they kill it again; the rest of the grid goes on.
 
     Under dask the scheduler itself resubmits a task whose worker died (up to its
@@ -296,8 +296,8 @@ def dispatch(
         unfinished = [s for u in unfinished_units for s in u]
         if backend.name == "loky":
             suspects = in_flight_trials(markers, unfinished) or unfinished[:1]
-            for spec in suspects:
-                yield [run_isolated(spec, run_id, backend, reason=reason)]
+            for result in run_isolated(suspects, run_id, backend, reason=reason):
+                yield [result]
         else:
             suspects = dead
             if not suspects:
@@ -368,16 +368,28 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def run_isolated(spec: TrialSpec, run_id: str, backend: BackendConfig, reason: str) -> TrialResult:
-    """Retry one trial alone in a fresh worker process; ``crashed`` if that worker dies too."""
+def run_isolated(specs: Sequence[TrialSpec], run_id: str, backend: BackendConfig, reason: str
+                 ) -> Iterator[TrialResult]:
+    """Retry each trial alone, one after another, in a worker process of its own; ``crashed`` if it kills it again.
+
+    One trial at a time, so a death names its trial; the next trials go on in a fresh process. A stack that died
+    with its worker (15 trials in flight) costs one or two process start-ups this way, not fifteen.
+    """
     from joblib.externals.loky import ProcessPoolExecutor
 
-    # joblib runs n_jobs=1 in the calling process; a worker process of our own keeps the driver safe
-    try:
+    pending = list(specs)
+    while pending:
+        # joblib runs n_jobs=1 in the calling process; a worker process of our own keeps the driver safe
         with ProcessPoolExecutor(max_workers=1, env={"OMP_NUM_THREADS": str(backend.threads)}) as executor:
-            return executor.submit(_worker_execute, [spec], run_id, "loky", None).result()[0]
-    except BrokenProcessPool as exc:
-        return crashed(spec, run_id, "loky", 2, f"worker process died twice running this trial: {reason}; {exc}")
+            try:
+                while pending:
+                    result = executor.submit(_worker_execute, [pending[0]], run_id, "loky", None).result()[0]
+                    pending.pop(0)
+                    yield result
+            except BrokenProcessPool as exc:
+                spec = pending.pop(0)
+                yield crashed(spec, run_id, "loky", 2,
+                              f"worker process died twice running this trial: {reason}; {exc}")
 
 
 def new_run_id() -> str:

@@ -70,6 +70,10 @@ def test_worker_killed_mid_trial_is_crashed_and_the_run_goes_on(tmp_path: Path, 
     others = trials.drop(index=("test-kill-worker", 1))
     assert set(others["status"]) == {"ok"}
     assert not list((tmp_path / "r").glob(".inflight-*"))
+    # The dead stack's trials were retried one at a time, each alone ("per-seed"), in one fresh process up to the
+    # death and another after it: fewer processes than retried trials (0.2.0 started one per trial).
+    retried = trials[(trials["training_mode"] == "per-seed") & (trials["status"] == "ok")]
+    assert len(retried) >= 2 and retried["worker"].nunique() < len(retried)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGALRM is POSIX-only")
