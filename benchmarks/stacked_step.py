@@ -22,6 +22,7 @@ The order of the variants is reversed every other repeat; medians are printed.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import statistics
@@ -30,6 +31,8 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from lossbench.vectorized import StackedLinear
 
 FEATURES, HIDDEN, CLASSES, BATCH, ROWS = 30, 128, 2, 256, 4096
 
@@ -46,35 +49,33 @@ def make(members: int, adam: str, out_major: bool = False) -> tuple[list[torch.T
     return params, torch.optim.Adam(params, lr=1e-3, **options)
 
 
-def forward_bmm(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def stacked_forward(layer: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                    params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The MLP over stacked ``(weight, bias)`` pairs, each layer computed by ``layer(h, weight, bias)``."""
     h = x
     for i in range(0, len(params), 2):
-        h = torch.baddbmm(params[i + 1].unsqueeze(1), h, params[i])
+        h = layer(h, params[i], params[i + 1])
         if i + 2 < len(params):
             h = torch.relu(h)
     return h
 
 
-def forward_layout(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    from lossbench.vectorized import StackedLinear
-
-    h = x
-    for i in range(0, len(params), 2):
-        w = params[i]
-        out_major = w.shape[2] == h.shape[-1] and w.shape[1] != w.shape[2]
-        h = StackedLinear.apply(h, w, params[i + 1], out_major)
-        if i + 2 < len(params):
-            h = torch.relu(h)
-    return h
+def bmm_layer(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.baddbmm(b.unsqueeze(1), h, w)
 
 
-def forward_einsum(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    h = x
-    for i in range(0, len(params), 2):
-        h = torch.einsum("sbi,sio->sbo", h, params[i]) + params[i + 1].unsqueeze(1)
-        if i + 2 < len(params):
-            h = torch.relu(h)
-    return h
+def layout_layer(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # make(out_major=True) stores a narrowing layer (S, out, in): its last axis is the input's width
+    return StackedLinear.apply(h, w, b, w.shape[2] == h.shape[-1] and w.shape[1] != w.shape[2])
+
+
+def einsum_layer(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("sbi,sio->sbo", h, w) + b.unsqueeze(1)
+
+
+forward_bmm = functools.partial(stacked_forward, bmm_layer)
+forward_layout = functools.partial(stacked_forward, layout_layer)
+forward_einsum = functools.partial(stacked_forward, einsum_layer)
 
 
 def objective(forward: Callable, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -448,19 +451,15 @@ def friedman_exact_p(table: pd.DataFrame) -> float | None:
     The first row is held fixed (a joint permutation of the columns leaves the statistic unchanged) and the rank-sum
     vectors of the others are counted row by row. None above :data:`EXACT_FRIEDMAN_ARRANGEMENTS` arrangements.
     """
-    import itertools
-    import math
-    from collections import Counter
-
     doubled = (2 * table.rank(axis=1).to_numpy()).round().astype(int)  # average ranks ×2: integers
     arrangements = 1
-    for row in doubled[1:]:  # distinct orders of a row: k! / Π (size of each tie)!
+    for row in doubled[1:]:  # distinct orders of a row, counted before any is listed: k! / Π (size of each tie)!
         arrangements *= math.factorial(len(row)) // math.prod(math.factorial(c) for c in Counter(row.tolist()).values())
         if arrangements > EXACT_FRIEDMAN_ARRANGEMENTS:
             return None
-    rows = [sorted(set(itertools.permutations(row.tolist()))) for row in doubled]
     sums: Counter[tuple[int, ...]] = Counter({tuple(doubled[0].tolist()): 1})
-    for perms in rows[1:]:
+    for row in doubled[1:]:
+        perms = set(itertools.permutations(row.tolist()))
         grown: Counter[tuple[int, ...]] = Counter()
         for total, count in sums.items():
             for perm in perms:

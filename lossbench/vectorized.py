@@ -82,8 +82,9 @@ class StackedLinear(torch.autograd.Function):
     ``weight`` is ``(S, in, out)``, or ``(S, out, in)`` when ``out_major`` (as ``nn.Linear`` keeps it). A layer
     that narrows (the logits: 128 → 2) is stored out-major: MKL's batched product with a two-column right-hand
     side, and the weight gradient ``xᵀg`` with two columns, take 3–5 times as long as the same products with
-    the narrow side on the left (docs/performance.md, "The stacked step"). Autograd's own ``baddbmm`` backward
-    would compute the weight gradient in the slow layout whatever the storage, hence this function.
+    the narrow side on the left (docs/performance.md, "Each batched product in its fast layout"). Autograd's
+    own ``baddbmm`` backward would compute the weight gradient in the slow layout whatever the storage, hence
+    this function.
     """
 
     @staticmethod

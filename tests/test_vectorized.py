@@ -241,7 +241,6 @@ def test_run_stacks_by_default_and_no_vectorize_trains_each_trial_alone(tmp_path
     assert "--no-vectorize" in help_text and "--vectorize-seeds" not in help_text
 
 
-
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_stacked_layers_give_each_members_outputs_and_gradients(activation: str) -> None:
     """Both weight layouts (widening layers in-major, narrowing ones out-major) give every member what its own

@@ -128,11 +128,10 @@ def _kernel() -> Any:
 
 
 @functools.cache
-@functools.lru_cache(maxsize=64)
 def grid_edges(h: int, w: int, dual: bool) -> tuple[np.ndarray, np.ndarray]:
     """4-neighbour edges (primal), or 8-neighbour edges plus edges to an outside vertex h*w (dual).
 
-    Cached per image size (every image of a batch, every call): the arrays are read-only.
+    Cached per image size and shared by every call, so the arrays are read-only.
     """
     idx = np.arange(h * w).reshape(h, w)
     pairs = [(idx[:, :-1], idx[:, 1:]), (idx[:-1, :], idx[1:, :])]
